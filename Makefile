@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the test suite).
+# Each creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+# torch is pinned only here, in the set-up step (the GPU machines carry another version).
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+CODE := src tests scripts benchmarks
+
+.PHONY: demo test lint sheet docs bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/uir degrade examples/clean -t random --mix all --seed 0 -o out/demo/degraded
+	$(BIN)/uir degrade --sheet examples/clean/astronaut.png -o out/demo/sheet.png
+	@echo "demo: degraded images and their labels in out/demo/degraded/, contact sheet in out/demo/sheet.png"
+
+test: $(STAMP)
+	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/ruff check $(CODE)
+	$(BIN)/python -m pytest -n 2 --durations=5
+
+lint: $(STAMP)
+	$(BIN)/ruff format $(CODE)
+	$(BIN)/ruff check --fix $(CODE)
+
+# The contact sheet and the degradation table of the docs, regenerated from the registry.
+docs: $(STAMP)
+	$(BIN)/uir degrade --sheet examples/clean/astronaut.png -o docs/degradation-sheet.jpg --overwrite
+	$(BIN)/python scripts/make_degradation_docs.py docs/degradations.md
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/degradation_speed.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -1,0 +1,252 @@
+"""Noise: synthetic (Gaussian, Poisson, salt-and-pepper) and real camera noise on the Bayer raw.
+
+Pure functions: ``add_gaussian_noise``, ``add_poisson_noise``, ``add_salt_pepper``, ``add_camera_noise``.
+Ops: ``noise`` and ``camera-noise``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from uir.degradations.base import Op, ParamRange, choice, lerp, log_lerp, register_op, uniform
+from uir.degradations.camera import BAYER_PATTERNS, bayer_mosaic, demosaic
+from uir.degradations.functional import linear_to_srgb, luma, srgb_to_linear
+from uir.errors import UirError
+
+NOISE_KINDS = ("gaussian", "poisson", "salt-pepper")
+
+
+def add_gaussian_noise(x: Tensor, sigma: float, generator: torch.Generator, gray: bool = False) -> Tensor:
+    """Additive white Gaussian noise, the benchmark's ``clip(x + N(0, 1)·σ/255, 0, 1)``.
+
+    Args:
+        x: ``(B, C, H, W)`` in [0, 1].
+        sigma: standard deviation on the 0–255 scale.
+        generator: on ``x.device``.
+        gray: one noise value per pixel shared by all channels (luminance noise) instead of one per channel.
+
+    Returns:
+        ``(B, C, H, W)`` in [0, 1].
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> add_gaussian_noise(torch.full((1, 3, 8, 8), 0.5), 25.0, g).std() > 0.05
+        tensor(True)
+    """
+    b, c, h, w = x.shape
+    shape = (b, 1, h, w) if gray else (b, c, h, w)
+    n = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + n * sigma / 255.0).clamp(0.0, 1.0)  # the benchmark formula, bit for bit
+
+
+def add_poisson_noise(x: Tensor, peak: float, generator: torch.Generator, gray: bool = False) -> Tensor:
+    """Photon (shot) noise: ``Poisson(x·peak) / peak``.
+
+    Args:
+        x: ``(B, C, H, W)`` in [0, 1].
+        peak: expected photon count of a white pixel; fewer photons, more noise.
+        generator: on ``x.device``.
+        gray: draw the noise on the luma and add the same deviation to every channel.
+
+    Returns:
+        ``(B, C, H, W)`` in [0, 1].
+    """
+    if gray:
+        y = luma(x).clamp(0.0, 1.0)
+        deviation = torch.poisson(y * peak, generator=generator) / peak - y
+        return (x + deviation).clamp(0.0, 1.0)
+    return (torch.poisson(x.clamp(0.0, 1.0) * peak, generator=generator) / peak).clamp(0.0, 1.0)
+
+
+def add_salt_pepper(x: Tensor, amount: float, salt_ratio: float, generator: torch.Generator) -> Tensor:
+    """Impulse noise: a fraction ``amount`` of pixels turned white (salt) or black (pepper), all channels.
+
+    Args:
+        x: ``(B, C, H, W)``.
+        amount: fraction of corrupted pixels in [0, 1].
+        salt_ratio: share of them that are white.
+        generator: on ``x.device``.
+
+    Returns:
+        ``(B, C, H, W)``.
+    """
+    b, _, h, w = x.shape
+    # One uniform per pixel: u < amount·ratio is salt, the rest of u < amount pepper; a larger amount
+    # corrupts a superset of pixels, so damage grows monotonically with it for a fixed seed.
+    u = torch.rand((b, 1, h, w), generator=generator, device=x.device)
+    salt = u < amount * salt_ratio
+    pepper = (u < amount) & ~salt
+    return torch.where(salt, 1.0, torch.where(pepper, 0.0, x)).to(x.dtype)
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    """Synthetic noise; every field is recorded for every kind (unused ones ignored) so records are uniform.
+
+    The benchmark's colour noise ``clip(x + N(0, 1)·σ/255, 0, 1)`` is the override
+    ``{"kind": "gaussian", "sigma": σ, "gray": 0}`` (``gray`` is drawn, so pin it too).
+
+    Attributes:
+        kind: one of ``NOISE_KINDS``.
+        sigma: Gaussian standard deviation on the 0–255 scale.
+        gray: 1 for luminance-only Gaussian or Poisson noise, 0 for independent colour channels.
+        peak: Poisson photon count of a white pixel.
+        amount: salt-and-pepper fraction of corrupted pixels.
+        salt_ratio: share of white among the corrupted pixels.
+    """
+
+    kind: str
+    sigma: float
+    gray: int
+    peak: float
+    amount: float
+    salt_ratio: float
+
+
+def sample_noise(severity: float, g: torch.Generator) -> NoiseParams:
+    # Every draw happens whatever the kind, so one seed gives the same nuisances at every severity.
+    kind = choice(g, NOISE_KINDS, (0.6, 0.2, 0.2))
+    gray = int(uniform(g, 0.0, 1.0) < 0.2)
+    return NoiseParams(
+        kind=kind,
+        sigma=lerp(0.0, 75.0, severity),
+        gray=gray,
+        peak=log_lerp(3000.0, 4.0, severity),
+        amount=lerp(0.0, 0.25, severity),
+        salt_ratio=uniform(g, 0.3, 0.7),
+    )
+
+
+def apply_noise(x: Tensor, p: NoiseParams, g: torch.Generator) -> Tensor:
+    if p.kind == "gaussian":
+        return add_gaussian_noise(x, p.sigma, g, gray=bool(p.gray))
+    if p.kind == "poisson":
+        return add_poisson_noise(x, p.peak, g, gray=bool(p.gray))
+    if p.kind == "salt-pepper":
+        return add_salt_pepper(x, p.amount, p.salt_ratio, g)
+    raise UirError(f"unknown noise kind {p.kind!r}; use one of {NOISE_KINDS}")
+
+
+register_op(
+    Op(
+        name="noise",
+        family="noise",
+        summary="synthetic Gaussian, Poisson or salt-and-pepper noise",
+        params_type=NoiseParams,
+        sample=sample_noise,
+        apply=apply_noise,
+        ranges=(
+            ParamRange("kind", "gaussian|poisson|salt-pepper", "same", "random: weights 0.6/0.2/0.2"),
+            ParamRange("sigma", "0", "75", "linear", "/255"),
+            ParamRange("gray", "0|1", "0|1", "random: 1 with probability 0.2"),
+            ParamRange("peak", "3000", "4", "log-linear", "photons at white"),
+            ParamRange("amount", "0", "0.25", "linear", "fraction of pixels"),
+            ParamRange("salt_ratio", "0.3-0.7", "0.3-0.7", "random: uniform"),
+        ),
+    )
+)
+
+
+# --------------------------------------------------------------------------- real camera noise
+
+_READ_SLOPE, _READ_OFFSET, _READ_JITTER = 2.18, 1.20, 0.26  # Brooks et al. 2019, fit over real cameras
+
+
+def add_camera_noise(
+    x: Tensor,
+    shot: float,
+    read: float,
+    generator: torch.Generator,
+    pattern: str = "RGGB",
+    white_balance: tuple[float, float] = (2.0, 1.7),
+) -> Tensor:
+    """Heteroscedastic sensor noise added on the Bayer raw, as in Brooks et al. 2019 ("Unprocessing images").
+
+    The sRGB image is unprocessed to a linear raw mosaic (inverse sRGB curve, inverse white balance, Bayer
+    sampling), noise of variance ``shot·raw + read²`` is added per photosite, and the difference it makes
+    after edge-aware demosaicing is added back, so the noise comes out spatially and chromatically correlated
+    while the clean image suffers no demosaicing error of its own.
+
+    Args:
+        x: ``(B, 3, H, W)`` sRGB in [0, 1].
+        shot: shot-noise gain (variance per unit of linear signal).
+        read: read-noise standard deviation, linear units.
+        generator: on ``x.device``.
+        pattern: the Bayer pattern, one of ``BAYER_PATTERNS``.
+        white_balance: the camera's red and blue gains, divided out before the noise and applied after.
+
+    Returns:
+        ``(B, 3, H, W)`` sRGB in [0, 1].
+    """
+    if shot <= 0 and read <= 0:
+        return x.clone()
+    lin = srgb_to_linear(x)
+    gains = x.new_tensor([white_balance[0], 1.0, white_balance[1]]).view(1, 3, 1, 1)
+    raw = bayer_mosaic(lin / gains, pattern)
+    std = (shot * raw + read**2).clamp_min(0.0).sqrt()
+    noisy = raw + std * torch.randn(raw.shape, generator=generator, device=x.device, dtype=x.dtype)
+    both = demosaic(torch.cat([noisy, raw]), pattern, "edge-aware")
+    delta = both[: x.shape[0]] - both[x.shape[0] :]
+    return linear_to_srgb(lin + delta * gains)
+
+
+@dataclass(frozen=True)
+class CameraNoiseParams:
+    """Real camera noise on the raw mosaic.
+
+    Attributes:
+        shot: shot-noise gain: variance ``shot·signal`` in linear raw units.
+        read: read-noise standard deviation (linear raw units), tied to ``shot`` as in Brooks et al.
+        pattern: the Bayer pattern.
+        red_gain: white-balance gain of the red channel.
+        blue_gain: white-balance gain of the blue channel.
+    """
+
+    shot: float
+    read: float
+    pattern: str
+    red_gain: float
+    blue_gain: float
+
+
+def sample_camera_noise(severity: float, g: torch.Generator) -> CameraNoiseParams:
+    # Quadratic, so the noise's standard deviation (about √shot) grows linearly with s, like sigma in `noise`;
+    # 0.012 is the top of Brooks et al.'s range.
+    shot = 0.012 * severity**2
+    # log(read²) = 2.18·log(shot) + 1.2 + N(0, 0.26²); the jitter is bounded at 2σ so it cannot outweigh s.
+    jitter = _READ_JITTER * max(-2.0, min(2.0, torch.randn((), generator=g).item()))
+    read = math.exp(0.5 * (_READ_SLOPE * math.log(shot) + _READ_OFFSET + jitter)) if shot > 0 else 0.0
+    return CameraNoiseParams(
+        shot=shot,
+        read=read,
+        pattern=choice(g, BAYER_PATTERNS),
+        red_gain=uniform(g, 1.9, 2.4),
+        blue_gain=uniform(g, 1.5, 1.9),
+    )
+
+
+def apply_camera_noise(x: Tensor, p: CameraNoiseParams, g: torch.Generator) -> Tensor:
+    return add_camera_noise(x, p.shot, p.read, g, p.pattern, (p.red_gain, p.blue_gain))
+
+
+register_op(
+    Op(
+        name="camera-noise",
+        family="noise",
+        summary="real camera noise: shot + read noise on the Bayer raw, then demosaicing",
+        params_type=CameraNoiseParams,
+        sample=sample_camera_noise,
+        apply=apply_camera_noise,
+        ranges=(
+            ParamRange("shot", "0", "0.012", "quadratic: 0.012·s²", "variance per linear unit"),
+            ParamRange("read", "0", "~0.015", "log(read²) = 2.18·log(shot) + 1.2 + N(0, 0.26²)", "linear std"),
+            ParamRange("pattern", "RGGB|BGGR|GRBG|GBRG", "same", "random: uniform"),
+            ParamRange("red_gain", "1.9-2.4", "1.9-2.4", "random: uniform"),
+            ParamRange("blue_gain", "1.5-1.9", "1.5-1.9", "random: uniform"),
+        ),
+    )
+)
