@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[test]"
+	# pypiqe (the PIQE reference of the tests) asks for the GUI build of OpenCV, which would clash with
+	# opencv-python-headless; it needs nothing else, so it goes in without its dependencies.
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps "pypiqe>=1.2"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,7 +27,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/ruff check $(CODE)
-	$(BIN)/python -m pytest -n 2 --durations=5
+	# Two test processes with one thread each: more threads than cores makes torch's threads wait on each other.
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --durations=5
 
 lint: $(STAMP)
 	$(BIN)/ruff format $(CODE)

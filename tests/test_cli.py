@@ -36,7 +36,7 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "degrade" in out and "data" in out and "examples:" in out
 
 
-@pytest.mark.parametrize("command", [["degrade"], ["data", "check"]])
+@pytest.mark.parametrize("command", [["degrade"], ["data", "check"], ["eval"], ["restore"], ["train"], ["bench-speed"]])
 def test_every_subcommand_help_has_examples(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main([*command, "--help"])
@@ -135,3 +135,9 @@ def test_contact_sheet(images: Path, tmp_path: Path) -> None:
 def test_console_script_runs_as_a_process() -> None:
     done = subprocess.run([sys.executable, "-m", "uir", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"uir {__version__}"
+
+
+def test_bench_speed_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench-speed", "--preset", "nafnet-tiny", "--sizes", "32", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| nafnet-tiny |" in out and "GMACs / MPix" in out

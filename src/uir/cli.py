@@ -16,7 +16,7 @@ from uir import __version__
 from uir.errors import UirError
 
 # Subcommand modules, in the order ``uir --help`` lists them.
-COMMANDS = ("degrade", "data")
+COMMANDS = ("degrade", "restore", "eval", "train", "bench-speed", "data")
 
 EPILOG = """examples:
   uir degrade --list                                  every degradation type and its parameter ranges
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail to stderr")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"uir.commands.{name}")
+        module = importlib.import_module(f"uir.commands.{name.replace('-', '_')}")
         module.add_parser(subparsers, _Formatter)
     return parser
 

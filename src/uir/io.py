@@ -491,3 +491,14 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
         if isinstance(err, (OSError, ValueError, KeyError, TypeError, cv2.error)):
             raise ImageError(path, f"cannot write it: {_one_line(err)}") from err
         raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (hidden temporary file, fsync, ``os.replace``), creating folders.
+
+    Raises:
+        ImageError: the folder or file cannot be written (the message says why, on one line).
+    """
+    path = Path(path)
+    _atomic_write(path, lambda file: file.write(data))
+    return path

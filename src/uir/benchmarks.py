@@ -1,0 +1,265 @@
+"""Named benchmark protocols: which data, which degradations, which metrics — fixed, so numbers compare.
+
+A protocol is a list of test sets under one data root (``--data-root``, e.g. ``../shared/data``). Each set is one
+of: a paired folder, a clean folder plus Gaussian noise of a given σ (seeded per image, see
+``uir.data.NoisyDataset``), a synthetic set made by the degradation engine from a fixed list of clean images
+with fixed seeds (cached, regenerated identically), or a folder of real photos without ground truth (scored by
+no-reference metrics). A set whose data is missing is reported with the files and layout it expects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from uir import io
+from uir.errors import UirError
+
+REFERENCE_METRICS = ("psnr", "ssim")
+NO_REFERENCE_METRICS = ("piqe", "niqe")
+# Real photos can be 12 MPix; they are shrunk (area) to this long side before scoring [ours].
+REAL_MAX_SIDE = 1024
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """How a synthetic test set is made from clean images.
+
+    Attributes:
+        type: degradation type name.
+        severity: its severity.
+        every: keep every ``every``-th clean image (sorted by file name) from ``offset``.
+        offset: index of the first kept image.
+        overrides: fixed op parameters (see ``uir.degradations.draw``).
+    """
+
+    type: str
+    severity: float
+    every: int = 2
+    offset: int = 0
+    overrides: dict[str, dict[str, object]] = field(default_factory=dict)
+
+    def seed(self, name: str) -> int:
+        """The seed of one image: crc32 of ``"<type>:<file name>"`` (stable, independent of the folder)."""
+        return zlib.crc32(f"{self.type}:{name}".encode())
+
+
+@dataclass(frozen=True)
+class TestSet:
+    """One test set of a protocol.
+
+    Attributes:
+        name: short column name, e.g. ``rain100l``.
+        task: the degradation label of its images (passed to task-aware restorers).
+        paths: folders under the data root to try, first found wins.
+        kind: ``paired``, ``noisy``, ``synthetic`` or ``real``.
+        expects: what must be there, said when it is missing.
+        sigma: the noise level of a ``noisy`` set.
+        synthesis: the recipe of a ``synthetic`` set.
+    """
+
+    name: str
+    task: str
+    paths: tuple[str, ...]
+    kind: str
+    expects: str
+    sigma: float | None = None
+    synthesis: Synthesis | None = None
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return NO_REFERENCE_METRICS if self.kind == "real" else REFERENCE_METRICS
+
+    def locate(self, data_root: Path) -> Path | None:
+        for rel in self.paths:
+            if (data_root / rel).is_dir():
+                return data_root / rel
+        return None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    sets: tuple[TestSet, ...]
+
+
+_CBSD68 = ("denoise/CBSD68", "CBSD68")
+_CBSD68_EXPECTS = "CBSD68's 68 clean colour images (*.png) in a folder"
+
+
+def _noise(sigma: float) -> TestSet:
+    return TestSet(f"cbsd68-s{sigma:g}", "noise", _CBSD68, "noisy", _CBSD68_EXPECTS, sigma=sigma)
+
+
+def _synthetic(name: str, recipe: Synthesis, task: str) -> TestSet:
+    return TestSet(name, task, _CBSD68, "synthetic", _CBSD68_EXPECTS + " (the clean source)", synthesis=recipe)
+
+
+RAIN100L = TestSet(
+    "rain100l",
+    "rain-streaks",
+    ("derain/Rain100L", "Rain100L"),
+    "paired",
+    "Rain100L test pairs: lq/ + gt/ (or rainy/ + norain/)",
+)
+SOTS = TestSet(
+    "sots-outdoor",
+    "haze",
+    ("dehaze/SOTS-outdoor", "dehaze/SOTS_outdoor", "dehaze/SOTS_outdoor_2pairs", "SOTS-outdoor"),
+    "paired",
+    "SOTS-outdoor pairs: hazy/ + clear/ (or lq/ + gt/), 0001_0.8_0.2.jpg <-> 0001.png",
+)
+GOPRO = TestSet(
+    "gopro", "motion-blur", ("deblur/GoPro/test", "GoPro/test"), "paired", "GoPro test: scene/blur/ + scene/sharp/"
+)
+LOL = TestSet("lol", "low-light", ("lowlight/LOL/eval15", "LOL/eval15"), "paired", "LOL-v1 eval15: low/ + high/")
+
+# uir-5d: the 5-task protocol from the data we have. Severities chosen so the inputs are about as hard as the
+# real sets they stand in for (SOTS-outdoor, GoPro, LOL); every second CBSD68 image, 34 per set.
+UIR5D_HAZE = Synthesis("haze", 0.25)
+UIR5D_BLUR = Synthesis("motion-blur", 0.4, offset=1)
+UIR5D_LOWLIGHT = Synthesis("low-light", 0.8)
+
+_REAL = (
+    ("real-noise-rni15", "camera-noise", "real_noisy/RNI15"),
+    ("real-rain-sirr", "rain-streaks", "real_rainy/SIRR_real147"),
+    ("real-lowlight-easy", "low-light", "lowlight_unpaired/SCI_easy"),
+    ("real-lowlight-medium", "low-light", "lowlight_unpaired/SCI_medium"),
+    ("real-lowlight-difficult", "low-light", "lowlight_unpaired/SCI_difficult"),
+)
+
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol(
+            "3d",
+            "3-task: CBSD68 σ15/25/50, Rain100L, SOTS-outdoor",
+            (_noise(15), _noise(25), _noise(50), RAIN100L, SOTS),
+        ),
+        Protocol(
+            "5d", "5-task: CBSD68 σ25, Rain100L, SOTS-outdoor, GoPro, LOL", (_noise(25), RAIN100L, SOTS, GOPRO, LOL)
+        ),
+        Protocol(
+            "uir-5d",
+            "5-task from data we have: CBSD68 σ25, Rain100L, and synthetic haze, motion blur, low light on CBSD68",
+            (
+                _noise(25),
+                RAIN100L,
+                _synthetic("syn-haze", UIR5D_HAZE, "haze"),
+                _synthetic("syn-motion-blur", UIR5D_BLUR, "motion-blur"),
+                _synthetic("syn-low-light", UIR5D_LOWLIGHT, "low-light"),
+            ),
+        ),
+        Protocol("unseen-noise", "noise levels unseen in training: CBSD68 σ60, σ75", (_noise(60), _noise(75))),
+        Protocol(
+            "mixed",
+            "the 5 mixed types of the degradation engine at severity 0.5 on CBSD68",
+            tuple(
+                _synthetic(f"mix-{t}", Synthesis(t, 0.5, every=4, offset=i % 4), t)
+                for i, t in enumerate(
+                    (
+                        "lowlight-haze-rain-snow",
+                        "lowlight-blur-noise",
+                        "blur-rain",
+                        "blur-jpeg",
+                        "downsample-noise-blur-jpeg",
+                    )
+                )
+            ),
+        ),
+        Protocol(
+            "real",
+            f"real photos without ground truth, scored by PIQE/NIQE (long side shrunk to {REAL_MAX_SIDE} px)",
+            tuple(TestSet(n, t, (p,), "real", "a folder of real photos") for n, t, p in _REAL),
+        ),
+    )
+}
+
+
+def get_protocol(name: str) -> Protocol:
+    if name not in PROTOCOLS:
+        raise UirError(f"unknown benchmark {name!r}; known: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+# --------------------------------------------------------------------------- samples
+
+
+@dataclass
+class Sample:
+    """One test image: ``lq`` and (if any) ``gt`` as ``(1, 3, H, W)`` float32 in [0, 1]."""
+
+    name: str
+    lq: torch.Tensor
+    gt: torch.Tensor | None
+
+
+def iter_samples(test_set: TestSet, root: Path, cache_dir: Path, limit: int | None = None) -> Iterator[Sample]:
+    """The samples of a located set, in a fixed order."""
+    from uir.data import NoisyDataset, PairedDataset, pair_folder
+
+    if test_set.kind == "noisy":
+        dataset = NoisyDataset(root, test_set.sigma)
+        items = ((Path(s["path"]).name, s["lq"], s["gt"]) for s in (dataset[i] for i in range(_n(len(dataset), limit))))
+    elif test_set.kind == "paired":
+        dataset = PairedDataset(root, label=test_set.task)
+        items = ((Path(s["path"]).name, s["lq"], s["gt"]) for s in (dataset[i] for i in range(_n(len(dataset), limit))))
+    elif test_set.kind == "synthetic":
+        folder = synthesize(test_set, root, cache_dir)
+        pairs = pair_folder(folder, layout="paired").pairs
+        items = (
+            (p.gt.name, io.read_image(p.lq).image[0], io.read_image(p.gt).image[0])
+            for p in pairs[: _n(len(pairs), limit)]
+        )
+    else:
+        paths = io.list_images([root])
+        items = ((p.name, _shrink(io.read_image(p).image)[0], None) for p in paths[: _n(len(paths), limit)])
+    for name, lq, gt in items:
+        yield Sample(name, lq.unsqueeze(0), None if gt is None else gt.unsqueeze(0))
+
+
+def _n(length: int, limit: int | None) -> int:
+    return length if limit is None else min(length, limit)
+
+
+def _shrink(image: torch.Tensor) -> torch.Tensor:
+    from uir.degradations.functional import resize
+
+    h, w = image.shape[-2:]
+    scale = REAL_MAX_SIDE / max(h, w)
+    return image if scale >= 1 else resize(image, (round(h * scale), round(w * scale)), mode="area")
+
+
+def synthesize(test_set: TestSet, clean_root: Path, cache_dir: Path) -> Path:
+    """Make (or reuse) the cached lq/gt folder of a synthetic set; returns the folder.
+
+    The cache is keyed by a hash of the recipe and the clean file names, and rebuilt when either changes;
+    building it twice gives byte-identical files.
+    """
+    from uir import degradations as D
+
+    recipe = test_set.synthesis
+    assert recipe is not None
+    clean = io.list_images([clean_root])[recipe.offset :: recipe.every]
+    key = hashlib.sha256(json.dumps([asdict(recipe), [p.name for p in clean]], sort_keys=True).encode()).hexdigest()[
+        :12
+    ]
+    folder = cache_dir / f"{test_set.name}-{key}"
+    if (folder / "done.json").is_file():
+        return folder
+    for path in clean:
+        gt = io.read_image(path).image
+        with torch.no_grad():
+            lq, record = D.degrade(gt, recipe.type, recipe.severity, recipe.seed(path.name), recipe.overrides or None)
+        io.write_image(folder / "lq" / f"{path.stem}.png", lq)
+        io.write_image(folder / "gt" / f"{path.stem}.png", gt)
+        io.write_text(folder / "records" / f"{path.stem}.json", record.to_json() + "\n")
+    io.write_text(folder / "done.json", json.dumps({"recipe": asdict(recipe), "images": len(clean)}, indent=2) + "\n")
+    return folder

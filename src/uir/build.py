@@ -1,0 +1,246 @@
+"""The only code that turns a ``Config`` into objects: backbone, method, data, optimizer and schedule.
+
+Everything here takes typed config sections and calls constructors whose keyword arguments carry the same
+names; nothing else in uir reads a config.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from uir.config import Config, DataConfig, ModelConfig, OptimConfig, SourceConfig, ValConfig, expand_path
+from uir.data import NoisyDataset, PairedDataset, SyntheticDataset, collate, sample_seed
+from uir.data.mixing import MixedDataset, MixSampler, NoisyCrops
+from uir.errors import UirError
+
+logger = logging.getLogger(__name__)
+
+# The seed of validation crops and synthetic validation draws: fixed, so runs of any seed compare.
+VAL_SEED = 0
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA (this process's GPU under torchrun) when available, else CPU; other names as given."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UirError(f"train.device is {name!r} but CUDA is not available; use cpu or auto")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    return device
+
+
+def build_backbone(model: ModelConfig) -> nn.Module:
+    """``create_backbone(model.backbone, **model.overrides)``."""
+    from uir.models.backbones import create_backbone
+
+    return create_backbone(model.backbone, **model.overrides)
+
+
+def build_method(cfg: Config, backbone: nn.Module) -> nn.Module:
+    """The method named by ``cfg.method.name``, owning ``backbone``."""
+    from uir.methods import build_method as build
+
+    return build(backbone, cfg.method)
+
+
+def _source_seed(seed: int, index: int) -> int:
+    """Each source its own augmentation stream, so sample ``i`` of two sources is not cropped alike."""
+    return sample_seed(seed, index, -1)
+
+
+def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool, seed: int) -> Dataset:
+    """One training source (random crops, flips, fresh noise and degradations per draw)."""
+    root = expand_path(source.root, f"{key}.root")
+    try:
+        if source.kind == "paired":
+            return PairedDataset(root, source.layout, source.label, crop=crop, flip=flip, seed=seed)
+        if source.kind == "noisy":
+            assert source.sigma is not None
+            label = source.label or "noise"
+            return NoisyCrops(root, source.sigma, crop=crop, flip=flip, seed=seed, layout=source.layout, label=label)
+        assert source.mix is not None
+        return SyntheticDataset(
+            root, source.mix, crop=crop, seed=seed, length=source.length, flip=flip, layout=source.layout
+        )
+    except UirError as err:
+        raise UirError(f"{key}: {err}") from err
+
+
+def source_labels(source: SourceConfig, dataset: Dataset) -> list[str]:
+    """The labels a training source produces: its fixed label, or its mix's types."""
+    if source.kind == "synthetic" and source.label is None:
+        return [name for name, weight in dataset.mix.weights.items() if weight > 0]  # type: ignore[attr-defined]
+    return [source.label or dataset.label]  # type: ignore[attr-defined]
+
+
+@dataclass
+class TrainData:
+    """The training sources behind one ``MixedDataset``, their repeat factors and the class names."""
+
+    dataset: MixedDataset
+    repeats: list[float]
+    labels: list[str]
+
+
+def build_train_data(data: DataConfig, seed: int) -> TrainData:
+    """Datasets for every source, mixed; ``labels`` lists the classes in order of first appearance."""
+    datasets, labels = [], []
+    for i, source in enumerate(data.sources):
+        key = f"data.sources.{i}"
+        dataset = build_source(source, key, crop=data.crop, flip=data.flip, seed=_source_seed(seed, i))
+        datasets.append(dataset)
+        labels += [name for name in source_labels(source, dataset) if name not in labels]
+        logger.info("%s: %s, %d samples x %g per epoch", key, source.root, len(dataset), source.repeat)
+    fixed = [s.label if s.kind == "synthetic" else None for s in data.sources]
+    return TrainData(MixedDataset(datasets, labels, fixed), [s.repeat for s in data.sources], labels)
+
+
+def build_loader(
+    train_data: TrainData,
+    data: DataConfig,
+    *,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    start_step: int = 0,
+    pin_memory: bool = False,
+) -> tuple[DataLoader, MixSampler]:
+    """An endless loader of this rank's batches from ``start_step``, and its sampler."""
+    sampler = MixSampler(
+        train_data.dataset.sizes(),
+        train_data.repeats,
+        batch_size=data.batch_size,
+        seed=seed,
+        rank=rank,
+        world_size=world_size,
+        start_step=start_step,
+    )
+    loader = DataLoader(
+        train_data.dataset,
+        batch_sampler=sampler,
+        num_workers=data.num_workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        persistent_workers=data.num_workers > 0,
+        # Worker seeds come from this generator, not from the global one the training step may use.
+        generator=torch.Generator().manual_seed(seed),
+    )
+    return loader, sampler
+
+
+def _center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    if size is None:
+        return x
+    h, w = x.shape[-2:]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    return x[..., top : top + size, left : left + size]
+
+
+def _val_datasets(source: SourceConfig, key: str, val: ValConfig) -> list[Dataset]:
+    """A paired or noisy source's first ``max_images``; per type of a synthetic source's mix, ``length`` samples."""
+    from torch.utils.data import Subset
+
+    from uir.degradations import Mix, get_mix
+
+    root = expand_path(source.root, f"{key}.root")
+    try:
+        if source.kind == "paired":
+            dataset: Dataset = PairedDataset(root, source.layout, source.label)
+        elif source.kind == "noisy":
+            if isinstance(source.sigma, list):
+                raise UirError("a validation noisy source takes one sigma; add one source per sigma")
+            assert source.sigma is not None
+            dataset = NoisyDataset(root, source.sigma, layout=source.layout, label=source.label or "noise")
+        else:
+            assert source.mix is not None
+            mix = get_mix(source.mix)
+            count = source.length or val.max_images
+            # One single-type mix per type, so that every task gets its samples.
+            singles = [Mix(f"{mix.name}:{t}", {t: 1.0}, mix.severity, mix.overrides) for t in mix.weights]
+            kwargs = {"crop": val.crop, "seed": VAL_SEED, "length": count, "layout": source.layout}
+            return [SyntheticDataset(root, single, **kwargs) for single in singles]
+    except UirError as err:
+        raise UirError(f"{key}: {err}") from err
+    return [Subset(dataset, range(min(val.max_images, len(dataset))))]  # type: ignore[arg-type]
+
+
+def build_val_set(val: ValConfig) -> list[dict[str, Any]]:
+    """The fixed validation samples: ``{"group", "lq", "gt"}`` with ``(1, 3, H, W)`` tensors.
+
+    The first ``max_images`` samples of each paired or noisy source, and ``length`` (default ``max_images``)
+    samples of each type of a synthetic source's mix, centre-cropped to ``val.crop``; ``group`` (the task PSNR
+    is reported for) is the source's ``label`` or the sample's own.
+    """
+    samples = []
+    for i, source in enumerate(val.sources):
+        for dataset in _val_datasets(source, f"val.sources.{i}", val):
+            for index in range(len(dataset)):  # type: ignore[arg-type]
+                sample = dataset[index]
+                group = source.label or sample["label"]
+                lq, gt = (_center_crop(sample[k], val.crop)[None] for k in ("lq", "gt"))
+                samples.append({"group": group, "lq": lq, "gt": gt})
+    return samples
+
+
+def build_optimizer(method: nn.Module, optim: OptimConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters; weight decay only on weights of 2+ dimensions (not biases, norms)."""
+    params = [p for p in method.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [g for g in groups if g["params"]]
+    return torch.optim.AdamW(groups, lr=optim.lr, betas=optim.betas, weight_decay=optim.weight_decay)
+
+
+class WarmupCosine:
+    """The learning-rate factor at iteration ``it``: linear warm-up to 1, then cosine decay to ``min_ratio``.
+
+    ``(it + 1) / warmup_iters`` for ``it < warmup_iters``, then ``min_ratio + (1 - min_ratio) · (1 + cos(π·p)) / 2``
+    with ``p`` going from 0 to 1 over the remaining iterations. A callable object (not a lambda), so that
+    ``LambdaLR.state_dict`` keeps its plain attributes.
+
+    Example:
+        >>> schedule = WarmupCosine(warmup_iters=2, total_iters=10, min_ratio=0.0)
+        >>> [round(schedule(i), 3) for i in (0, 1, 2, 6, 10)]
+        [0.5, 1.0, 1.0, 0.5, 0.0]
+    """
+
+    def __init__(self, warmup_iters: int, total_iters: int, min_ratio: float) -> None:
+        self.warmup_iters, self.total_iters, self.min_ratio = warmup_iters, total_iters, min_ratio
+
+    def __call__(self, it: int) -> float:
+        if it < self.warmup_iters:
+            return (it + 1) / self.warmup_iters
+        progress = min(1.0, (it - self.warmup_iters) / max(1, self.total_iters - self.warmup_iters))
+        return self.min_ratio + (1 - self.min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, optim: OptimConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-iteration ``LambdaLR`` with ``WarmupCosine`` (call ``step()`` after every optimizer step)."""
+    schedule = WarmupCosine(optim.warmup_iters, optim.total_iters, optim.min_lr / optim.lr)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+def retarget_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, optim: OptimConfig) -> None:
+    """Make a restored scheduler follow ``optim`` (lr, warm-up, total, floor) from its current iteration on.
+
+    A checkpoint's scheduler carries the schedule it was saved with; resuming with a longer ``total_iters`` or
+    another ``lr`` must follow the new config. With an unchanged config this changes nothing, bit for bit.
+    """
+    schedule = WarmupCosine(optim.warmup_iters, optim.total_iters, optim.min_lr / optim.lr)
+    groups = scheduler.optimizer.param_groups
+    scheduler.lr_lambdas = [schedule] * len(groups)
+    scheduler.base_lrs = [optim.lr] * len(groups)
+    for group in groups:
+        group["initial_lr"] = optim.lr
+        group["lr"] = optim.lr * schedule(scheduler.last_epoch)

@@ -1,0 +1,79 @@
+"""``uir eval``: run models on a benchmark protocol and write JSON, a markdown table and image grids."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from uir.errors import UirError
+
+EPILOG = """examples:
+  uir eval --model identity nlm dcp classic-best --benchmark uir-5d --data-root ../shared/data --out runs/eval
+  uir eval --model runs/base/best.safetensors --benchmark 3d --data-root ~/datasets --out runs/eval3d
+  uir eval --model identity --benchmark real --data-root ../shared/data --out runs/real --limit 5
+  uir eval --list
+
+Benchmarks: 3d, 5d, uir-5d, unseen-noise, mixed, real (see docs/BENCHMARKS.md). --data-root defaults to
+$UIR_DATA_ROOT. A set whose data is missing is reported with the files and layout it expects.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="score models on a benchmark (PSNR/SSIM, PIQE/NIQE), side by side",
+        description="Run every model on the same inputs of a benchmark protocol and score them.",
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
+    p.add_argument("--model", nargs="+", metavar="M", help="registered names or checkpoint paths")
+    p.add_argument("--benchmark", default="uir-5d", help="protocol name (default uir-5d)")
+    p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"), help="where the data sets are")
+    p.add_argument("--out", type=Path, help="output folder (results.json, results.md, grids/)")
+    p.add_argument("--cache", type=Path, help="where synthetic sets are cached (default OUT/cache)")
+    p.add_argument("--limit", type=int, help="at most N images per set (a quick look, not a benchmark)")
+    p.add_argument("--grid", type=int, default=3, help="images per set in the comparison grid (default 3)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and the registered models")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from uir.benchmarks import PROTOCOLS, get_protocol
+    from uir.evaluate import evaluate, model_identity, to_markdown, write_results
+    from uir.restorers import available_restorers, load_restorer
+
+    if args.list:
+        for p in PROTOCOLS.values():
+            print(f"{p.name:<14} {p.description}")
+            for s in p.sets:
+                print(f"{'':<16}{s.name:<26} {s.kind:<10} {s.task:<14} {' | '.join(s.paths)}")
+        print(f"\nmodels: {', '.join(available_restorers())}")
+        return 0
+    if not args.model:
+        raise UirError("say which models to evaluate with --model (see uir eval --list)")
+    if args.data_root is None:
+        raise UirError("say where the data is with --data-root (or set UIR_DATA_ROOT)")
+    if not args.data_root.is_dir():
+        raise UirError(f"{args.data_root}: no such folder")
+    if args.out is None:
+        raise UirError("say where to write the results with --out")
+    protocol = get_protocol(args.benchmark)
+    restorers = [load_restorer(spec, device=args.device) for spec in args.model]
+    identities = [model_identity(r, spec) for r, spec in zip(restorers, args.model, strict=True)]
+    result = evaluate(
+        restorers,
+        protocol,
+        args.data_root,
+        args.out,
+        cache_dir=args.cache,
+        limit=args.limit,
+        grid_images=args.grid,
+        device=args.device,
+        identities=identities,
+    )
+    json_path, md_path = write_results(result, args.out)
+    print(to_markdown(result))
+    print(f"wrote {json_path}, {md_path} and {args.out / 'grids'}/")
+    return 0

@@ -1,0 +1,62 @@
+"""``uir restore``: restore photos with a model (a learned checkpoint or a classic baseline)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from uir import io
+from uir.commands._batch import output_names, run_each
+from uir.errors import UirError
+
+EPILOG = """examples:
+  uir restore photo.jpg -o out/ --model runs/nafnet/final.safetensors
+  uir restore photos/ "more/*.png" -o out/ --model nlm          a classic baseline (see uir eval --list)
+  uir restore big.tif -o out/ --model M --tile 512 --device cuda
+
+Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
+(JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
+than the tile are restored in overlapping tiles, so memory stays bounded.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
+    p = subparsers.add_parser(
+        "restore",
+        help="restore photos with a model",
+        description="Restore photos: files, folders and glob patterns.",
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument("--model", required=True, help="a checkpoint path or a registered name (uir eval --list)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's; 0 = whole image)")
+    p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
+    p.add_argument("--overwrite", action="store_true", help="allow writing over an input file")
+    p.add_argument("-r", "--recursive", action="store_true", help="look for images in sub-folders too")
+    p.set_defaults(run=run)
+
+
+def _suffix(path: Path) -> str:
+    ext = path.suffix.lower()
+    return ".png" if ext in (".jpg", ".jpeg", ".webp", ".bmp") else ext
+
+
+def run(args: argparse.Namespace) -> int:
+    from uir.restore import restore_tensor
+    from uir.restorers import load_restorer
+
+    if args.tile is not None and args.tile < 0:
+        raise UirError(f"--tile must be 0 or positive, got {args.tile}")
+    restorer = load_restorer(args.model, device=args.device)
+    paths = io.list_images(args.inputs, recursive=args.recursive)
+    names = {p: Path(f"{out}{_suffix(p)}") for p, out in output_names(paths, args.out, "").items()}
+
+    def work(path: Path) -> None:
+        source = io.read_image(path)
+        restored = restore_tensor(restorer, source.image.to(args.device), tile=args.tile, overlap=args.overlap)
+        io.save_like(names[path], restored.cpu(), source, overwrite=args.overwrite, protected=paths)
+
+    return run_each(paths, work, desc="restoring")

@@ -1,0 +1,90 @@
+"""Restoring images of any size: overlapping tiles blended with smooth weights, so memory stays bounded."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from uir.restorers import Restorer
+
+
+def _ramp(length: int, overlap: int, device: torch.device) -> Tensor:
+    """1-D blending weights: a raised-cosine rise over ``overlap`` pixels at both ends, 1 in between."""
+    w = torch.ones(length, device=device)
+    if overlap > 0:
+        n = min(overlap, length // 2)
+        rise = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(n, device=device) + 0.5) / n)
+        w[:n] = rise
+        w[length - n :] = rise.flip(0)
+    return w
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride)) + [size - tile]
+    return sorted(set(starts))
+
+
+def tiled(fn: Callable[[Tensor], Tensor], lq: Tensor, tile: int = 512, overlap: int = 32) -> Tensor:
+    """Apply an image-to-image function tile by tile with blended overlaps.
+
+    Args:
+        fn: maps ``(1, 3, h, w)`` to ``(1, 3, h, w)`` (any h, w up to ``tile``).
+        lq: ``(1, 3, H, W)``; an image no larger than ``tile`` goes through in one piece.
+        tile: the tile side in pixels.
+        overlap: pixels shared by neighbouring tiles, blended with raised-cosine weights (the image border keeps
+            full weight, so every pixel's weights sum to a positive number).
+
+    Returns:
+        ``(1, 3, H, W)`` on the device of ``lq``. Only one tile and the output are held at a time.
+    """
+    _, _, h, w = lq.shape
+    if h <= tile and w <= tile:
+        return fn(lq)
+    stride = max(1, tile - overlap)
+    out = torch.zeros_like(lq)
+    weight = torch.zeros((1, 1, h, w), device=lq.device, dtype=lq.dtype)
+    for top in _starts(h, tile, stride):
+        for left in _starts(w, tile, stride):
+            bottom, right = min(top + tile, h), min(left + tile, w)
+            piece = fn(lq[..., top:bottom, left:right])
+            wy = _ramp(bottom - top, overlap, lq.device)
+            wx = _ramp(right - left, overlap, lq.device)
+            # Edges of the image are not blended with anything: keep their weight at 1.
+            if top == 0:
+                wy[: (bottom - top) // 2] = 1
+            if bottom == h:
+                wy[(bottom - top) // 2 :] = 1
+            if left == 0:
+                wx[: (right - left) // 2] = 1
+            if right == w:
+                wx[(right - left) // 2 :] = 1
+            mask = (wy[:, None] * wx[None, :]).to(lq.dtype)
+            out[..., top:bottom, left:right] += piece * mask
+            weight[..., top:bottom, left:right] += mask
+    return out / weight.clamp_min(1e-8)
+
+
+def restore_tensor(
+    restorer: Restorer,
+    lq: Tensor,
+    *,
+    tasks: Sequence[str] | None = None,
+    tile: int | None = None,
+    overlap: int = 32,
+) -> Tensor:
+    """Restore one ``(1, 3, H, W)`` image in [0, 1] with any restorer, tiling when it asks for it.
+
+    Args:
+        tile: the tile side; default the restorer's ``tile_size`` attribute (learned models set one; classic
+            baselines, which need the whole image, do not). ``0`` restores in one piece.
+    """
+    tile = getattr(restorer, "tile_size", None) if tile is None else tile
+    with torch.no_grad():
+        if not tile:
+            return restorer.restore(lq, tasks=tasks).clamp(0, 1)
+        return tiled(lambda x: restorer.restore(x, tasks=tasks), lq, tile, overlap).clamp(0, 1)

@@ -1,0 +1,117 @@
+"""`uir eval` end to end on a tiny data root made here (the protocols' layouts, 3 images per set)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from uir.benchmarks import PROTOCOLS, get_protocol, synthesize
+from uir.cli import main
+from uir.errors import UirError
+
+
+def _photo(rng: np.random.Generator, h: int = 37, w: int = 53) -> Image.Image:
+    base = rng.integers(40, 220, (h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
+    return Image.fromarray(base).resize((w, h), Image.BICUBIC)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    clean = root / "denoise" / "CBSD68"
+    clean.mkdir(parents=True)
+    for i in range(4):
+        _photo(rng).save(clean / f"{i:03d}.png")
+    for sub in ("lq", "gt"):
+        (root / "derain" / "Rain100L" / sub).mkdir(parents=True)
+    for i in range(3):
+        gt = _photo(rng)
+        gt.save(root / "derain" / "Rain100L" / "gt" / f"{i}.png")
+        rainy = np.minimum(np.asarray(gt, dtype=np.int32) + 40 * (rng.random((37, 53, 1)) > 0.9), 255)
+        Image.fromarray(rainy.astype(np.uint8)).save(root / "derain" / "Rain100L" / "lq" / f"{i}.png")
+    real = root / "real_noisy" / "RNI15"
+    real.mkdir(parents=True)
+    _photo(rng, 200, 240).save(real / "photo.png")
+    return root
+
+
+def test_every_protocol_names_known_tasks() -> None:
+    from uir.degradations import TYPES
+
+    for protocol in PROTOCOLS.values():
+        for test_set in protocol.sets:
+            assert test_set.task in TYPES, f"{protocol.name}/{test_set.name}: unknown task {test_set.task}"
+    with pytest.raises(UirError, match="known: 3d"):
+        get_protocol("7d")
+
+
+def test_uir5d_end_to_end(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval"
+    args = ["eval", "--model", "identity", "classic-best", "--benchmark", "uir-5d", "--data-root", str(data_root)]
+    assert main([*args, "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [s["name"] for s in results["sets"]] == [
+        "cbsd68-s25",
+        "rain100l",
+        "syn-haze",
+        "syn-motion-blur",
+        "syn-low-light",
+    ]
+    assert results["missing"] == []
+    assert results["versions"]["torch"] and results["protocol"]["name"] == "uir-5d"
+    noise = results["sets"][0]["models"]
+    assert len(noise["identity"]["per_image"]["psnr"]) == 4
+    assert noise["classic-best"]["mean"]["psnr"] > noise["identity"]["mean"]["psnr"]
+    table = (out / "results.md").read_text()
+    assert "| identity |" in table and "| classic-best |" in table and "| input |" in table
+    assert (out / "grids" / "rain100l.jpg").is_file()
+    # Same inputs, same numbers: a second run repeats every score exactly.
+    assert main([*args, "--out", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "results.json").read_text())
+    for first, second in zip(results["sets"], again["sets"], strict=True):
+        for model in first["models"]:
+            assert first["models"][model]["per_image"] == second["models"][model]["per_image"]
+
+
+def test_synthetic_sets_regenerate_identically(data_root: Path, tmp_path: Path) -> None:
+    test_set = next(s for s in get_protocol("uir-5d").sets if s.name == "syn-haze")
+    clean = data_root / "denoise" / "CBSD68"
+    first, second = synthesize(test_set, clean, tmp_path / "a"), synthesize(test_set, clean, tmp_path / "b")
+    files = sorted(p.relative_to(first) for p in first.rglob("*.png"))
+    assert len(files) == 4  # every 2nd of 4 images, lq and gt
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes()
+
+
+def test_missing_data_is_named_not_skipped(data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "eval"
+    assert (
+        main(["eval", "--model", "identity", "--benchmark", "5d", "--data-root", str(data_root), "--out", str(out)])
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    missing = {m["set"]: m["expects"] for m in results["missing"]}
+    assert set(missing) == {"sots-outdoor", "gopro", "lol"}
+    assert "low/ + high/" in missing["lol"]
+    assert "data missing" in (out / "results.md").read_text()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["eval", "--model", "identity", "--benchmark", "3d", "--data-root", str(empty), "--out", str(out)]) == 2
+    assert "no data found" in capsys.readouterr().err
+
+
+def test_real_sets_use_no_reference_metrics(data_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    assert (
+        main(["eval", "--model", "identity", "--benchmark", "real", "--data-root", str(data_root), "--out", str(out)])
+        == 0
+    )
+    results = json.loads((out / "results.json").read_text())
+    (real,) = results["sets"]
+    assert set(real["models"]["identity"]["mean"]) == {"piqe", "niqe"}
+    assert len(results["missing"]) == 4

@@ -1,0 +1,58 @@
+"""Tiled restoring and the `uir restore` command (with the `identity` baseline, so no weights are needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from uir import io
+from uir.cli import main
+from uir.restore import tiled
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(16, 4), (20, 0), (64, 8)])
+def test_tiling_a_pointwise_function_is_exact(tile: int, overlap: int) -> None:
+    x = torch.rand(1, 3, 37, 53)
+    y = tiled(lambda t: t * 0.5 + 0.1, x, tile=tile, overlap=overlap)
+    assert torch.allclose(y, x * 0.5 + 0.1, atol=1e-6)
+
+
+def test_tiling_blends_a_local_function_smoothly() -> None:
+    x = torch.rand(1, 3, 40, 70)
+    blur = torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    y = tiled(blur, x, tile=24, overlap=8)
+    assert y.shape == x.shape
+    assert (y - blur(x)).abs().max() < 0.2
+
+
+def test_restore_keeps_16_bit_alpha_and_names(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    rgba = np.random.default_rng(0).integers(0, 65536, (37, 53, 4), dtype=np.uint16)
+    io.write_image(
+        src / "deep.v2.png", io.to_tensor(rgba[..., :3]), alpha=io.to_tensor(rgba[..., 3])[:, :1], bit_depth=16
+    )
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(src / "photo.jpg")
+    out = tmp_path / "out"
+    assert main(["restore", str(src), "-o", str(out), "--model", "identity"]) == 0
+    restored = io.read_image(out / "deep.v2.png")
+    original = io.read_image(src / "deep.v2.png")
+    assert restored.bit_depth == 16 and restored.alpha is not None
+    assert torch.equal(restored.image, original.image) and torch.equal(restored.alpha, original.alpha)
+    assert (out / "photo.png").is_file()
+
+
+def test_restore_reports_bad_files_and_protects_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    before = (tmp_path / "a.png").read_bytes()
+    assert main(["restore", str(tmp_path), "-o", str(tmp_path), "--model", "identity"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.png" in err and "refusing to overwrite" in err and "Traceback" not in err
+    assert (tmp_path / "a.png").read_bytes() == before
+    assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path), "--model", "no-such-model"]) == 2
+    assert "unknown model" in capsys.readouterr().err

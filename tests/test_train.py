@@ -1,0 +1,260 @@
+"""Training end to end on a tiny data root made here: strict configs, the run folder, exact resume, exports, DDP."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import uir.pretrained  # noqa: F401  (registers the model-file loader)
+from uir.checkpoint import load_weights
+from uir.config import Config, config_from_dict, expand_path, load_config, to_dict
+from uir.data.mixing import MixSampler
+from uir.distributed import Distributed
+from uir.errors import UirError
+from uir.restorers import load_restorer
+from uir.train import Trainer, train
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny_test.yaml"
+TOTAL = 8  # optim.total_iters of tiny_test.yaml
+
+
+def _photo(rng: np.random.Generator, h: int, w: int) -> Image.Image:
+    base = rng.integers(40, 220, (h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
+    return Image.fromarray(base).resize((w, h), Image.BICUBIC)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> object:
+    """Tiny nets run fastest on one thread, and tests run side by side (pytest -n 2).
+
+    Module-scoped, so that the reference run uses it too: bit-exactness holds for one thread count.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``clean/``: 5 photos 45×61; ``rain/lq``, ``rain/gt``: 3 pairs 40×50 (smaller than nothing: crops are 32)."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    (root / "clean").mkdir()
+    for i in range(5):
+        _photo(rng, 45, 61).save(root / "clean" / f"{i}.png")
+    for sub in ("lq", "gt"):
+        (root / "rain" / sub).mkdir(parents=True)
+    for i in range(3):
+        gt = _photo(rng, 40, 50)
+        gt.save(root / "rain" / "gt" / f"{i}.png")
+        streaks = 40 * (rng.random((40, 50, 1)) > 0.9)
+        Image.fromarray(np.minimum(np.asarray(gt, np.int32) + streaks, 255).astype(np.uint8)).save(
+            root / "rain" / "lq" / f"{i}.png"
+        )
+    return root
+
+
+@pytest.fixture
+def cfg(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("UIR_DATA_ROOT", str(data_root))
+    return load_config(CONFIG)
+
+
+@pytest.fixture(scope="module")
+def full_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted run of tiny_test.yaml, the reference of the resume tests."""
+    run_dir = tmp_path_factory.mktemp("full")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("UIR_DATA_ROOT", str(data_root))
+        result = train(load_config(CONFIG), run_dir, progress=False)
+    assert result.finished and result.step == TOTAL and result.stopped is None
+    return run_dir
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+def _assert_same_training_state(a: dict, b: dict) -> None:
+    assert a["step"] == b["step"]
+    for part in ("backbone", "ema"):
+        assert a[part].keys() == b[part].keys()
+        for name in a[part]:
+            assert torch.equal(a[part][name], b[part][name]), f"{part}.{name} differs"
+    for index, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            assert torch.equal(value, b["optimizer"]["state"][index][key]), f"optimizer {index}.{key} differs"
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"]
+
+
+# --------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize(
+    ("raw", "overrides", "message"),
+    [
+        ({"optim": {"lrr": 1e-3}}, [], r"unknown key 'optim\.lrr' \(optim takes: lr, "),
+        ({"bogus": {}}, [], r"unknown key 'bogus'"),
+        ({"optim": {"lr": "fast"}}, [], r"optim\.lr: expected number, got string 'fast'"),
+        ({"train": {"log_every": 2.5}}, [], r"train\.log_every: expected integer, got number 2\.5"),
+        ({"data": {"flip": 1}}, [], r"data\.flip: expected boolean, got integer 1"),
+        ({"data": {"sources": [{"kind": "pairs", "root": "x"}]}}, [], r"sources\.0\.kind: expected one of 'paired'"),
+        ({"data": {"sources": [{"kind": "noisy"}]}}, [], r"data\.sources\.0\.root: missing \(required\)"),
+        ({"data": {"sources": [{"kind": "noisy", "root": "x"}]}}, [], r"a noisy source needs sigma"),
+        ({}, ["optim.lr=abc"], r"^--set optim\.lr=abc: expected number, got string 'abc'"),
+        ({}, ["optim.betas=[0.9]"], r"^--set optim\.betas=\[0\.9\]: expected a list \[number, number\]"),
+        ({}, ["train.nope=1"], r"^--set train\.nope=1: unknown key 'train\.nope'"),
+        ({}, ["optim.lr"], r"--set takes KEY=VALUE"),
+        ({}, ["method.name=foo"], r"unknown method 'foo'; known: supervised"),
+        ({}, ["method.loss=l2"], r"method\.loss=l2: expected one of 'l1', 'charbonnier'"),
+        ({"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5}]}}, ["data.sources.2.repeat=1"], r"0\.\.0"),
+    ],
+)
+def test_config_errors_are_one_line_and_name_the_key(raw: dict, overrides: list[str], message: str) -> None:
+    with pytest.raises(UirError, match=message) as err:
+        config_from_dict(raw, overrides)
+    assert "\n" not in str(err.value)
+
+
+def test_config_file_overrides_and_round_trip(cfg: Config, tmp_path: Path) -> None:
+    changed = load_config(CONFIG, ["optim.lr=1e-4", "data.sources.1.sigma=[25]", "method.loss=charbonnier"])
+    assert changed.optim.lr == 1e-4 and changed.data.sources[1].sigma == [25.0]
+    assert changed.method.loss == "charbonnier" and changed.data.crop == cfg.data.crop
+    assert config_from_dict(to_dict(changed)) == changed
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lr: 1\n  lr: 2\n")
+    with pytest.raises(UirError, match=r"bad\.yaml: invalid YAML \(line 3\): duplicate key 'lr'"):
+        load_config(bad)
+
+
+def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("UIR_TEST_ROOT", "/data")
+    assert expand_path("${UIR_TEST_ROOT}/x") == Path("/data/x")
+    monkeypatch.delenv("UIR_TEST_ROOT")
+    assert expand_path("${UIR_TEST_ROOT:-here}/x") == Path("here/x")
+    with pytest.raises(UirError, match=r"root: \$\{UIR_TEST_ROOT\} is not set"):
+        expand_path("${UIR_TEST_ROOT}/x", "root")
+
+
+# --------------------------------------------------------------------------- data order
+
+
+def test_sampler_shards_cover_each_global_batch_and_repeat_sources() -> None:
+    sizes, repeats = [5, 3], [1.0, 2.0]
+    alone = MixSampler(sizes, repeats, batch_size=4, seed=3)
+    ranks = [MixSampler(sizes, repeats, batch_size=2, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    assert alone.epoch_size == 11 and alone.steps_per_epoch == 2
+    for step in range(5):
+        assert alone.batch(step) == ranks[0].batch(step) + ranks[1].batch(step)
+    keys = alone.epoch_keys(0)
+    assert sorted(k for k in keys if k[0] == 1) == [(1, i, d) for i in range(3) for d in (0, 1)]
+    assert keys == MixSampler(sizes, repeats, batch_size=4, seed=3).epoch_keys(0) != alone.epoch_keys(1)
+    resumed = MixSampler(sizes, repeats, batch_size=4, seed=3, start_step=3)
+    assert next(iter(resumed)) == alone.batch(3)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _cli(argv: list[str]) -> int:
+    from uir.commands import train as command
+
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers(), argparse.RawDescriptionHelpFormatter)
+    args = parser.parse_args(["train", *argv])
+    return args.run(args)
+
+
+def test_cli_writes_the_run_folder(cfg: Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert _cli([str(CONFIG), "--out", str(out), "--no-progress", "--set", "optim.total_iters=4"]) == 0
+    assert "trained 4 steps" in capsys.readouterr().out
+    names = {p.name for p in out.iterdir()}
+    assert {"config.yaml", "log.csv", "curves.png", "last.ckpt", "best.safetensors", "final.safetensors"} <= names
+    assert load_config(out / "config.yaml").optim.total_iters == 4
+    header, *rows = (out / "log.csv").read_text().splitlines()
+    assert header.startswith("step,epoch,loss,lr,it_per_s,data_s,psnr/noise,psnr/rain-streaks,psnr/mean")
+    assert [r.split(",")[0] for r in rows] == ["2", "4"] and rows[-1].split(",")[8] != ""
+    assert Image.open(out / "curves.png").size == (1200, 450)
+    state = _load(out / "last.ckpt")  # weights_only: no pickled code
+    assert state["step"] == 4 and state["labels"] == ["noise", "haze", "rain-streaks"]
+    assert state["config"]["optim"]["total_iters"] == 4 and state["backbone_name"] == "nafnet-tiny"
+    with pytest.raises(UirError, match="already holds a run; add --resume"):
+        _cli([str(CONFIG), "--out", str(out)])
+    # A run folder as CONFIG resumes with its own config; finished, nothing more to do.
+    assert _cli([str(out), "--resume", "--no-progress"]) == 0
+
+
+@pytest.mark.parametrize("stop", [3, 6])
+def test_resume_after_stop_is_bit_exact(cfg: Config, full_run: Path, tmp_path: Path, stop: int) -> None:
+    stopped = train(cfg, tmp_path, stop_at=stop, progress=False)
+    assert stopped.step == stop and not stopped.finished
+    assert not (tmp_path / "final.safetensors").exists()
+    resumed = train(cfg, tmp_path, resume=True, progress=False)
+    assert resumed.finished and resumed.step == TOTAL
+    _assert_same_training_state(_load(full_run / "last.ckpt"), _load(tmp_path / "last.ckpt"))
+
+
+def test_sigterm_saves_then_resume_is_bit_exact(cfg: Config, full_run: Path, tmp_path: Path) -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    trainer = Trainer(cfg, tmp_path, Distributed())
+    calls = []
+
+    def send_sigterm(*_: object) -> None:
+        calls.append(1)
+        if len(calls) == 5:  # during step 5: the loop finishes it, saves, and stops
+            signal.raise_signal(signal.SIGTERM)
+
+    trainer.backbone.register_forward_hook(send_sigterm)
+    result = trainer.run(progress=False)
+    assert result.stopped == "SIGTERM" and result.step == 5 and _load(tmp_path / "last.ckpt")["step"] == 5
+    assert signal.getsignal(signal.SIGTERM) == before
+    train(cfg, tmp_path, resume=True, progress=False)
+    _assert_same_training_state(_load(full_run / "last.ckpt"), _load(tmp_path / "last.ckpt"))
+
+
+def test_exports_load_as_restorers(full_run: Path, odd_photo: torch.Tensor) -> None:
+    weights = load_weights(full_run / "final.safetensors")
+    assert weights.backbone == "nafnet-tiny" and weights.labels == ["noise", "haze", "rain-streaks"]
+    assert weights.config is not None and weights.config["optim"]["total_iters"] == TOTAL
+    ckpt = _load(full_run / "last.ckpt")
+    assert all(torch.equal(weights.state[k], ckpt["ema"][k]) for k in ckpt["ema"])
+    for name in ("final.safetensors", "best.safetensors", "last.ckpt"):
+        restorer = load_restorer(str(full_run / name))
+        restored = restorer.restore(odd_photo)
+        assert restored.shape == odd_photo.shape and restored.min() >= 0 and restored.max() <= 1
+    assert restorer.name == "last"
+
+
+def test_ddp_two_processes_on_cpu(data_root: Path, tmp_path: Path) -> None:
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        "import pathlib, sys\nfrom uir.config import load_config\nfrom uir.train import train\n"
+        "result = train(load_config(sys.argv[1]), sys.argv[2], progress=False)\n"
+        "pathlib.Path(sys.argv[3], f'rank{result.rank}').write_text(str(result.step))\n"
+    )
+    env = {**os.environ, "UIR_DATA_ROOT": str(data_root), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    run_dir = tmp_path / "run"
+    done = subprocess.run(
+        [*command, str(script), str(CONFIG), str(run_dir), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [(tmp_path / f"rank{r}").read_text() for r in (0, 1)] == [str(TOTAL)] * 2
+    state = _load(run_dir / "last.ckpt")
+    assert state["step"] == TOTAL and state["sampler"]["world_size"] == 2 and len(state["rng"]) == 2
+    assert (run_dir / "final.safetensors").is_file()
