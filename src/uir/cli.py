@@ -23,6 +23,10 @@ EPILOG = """examples:
   uir degrade photo.jpg -t haze -s 0.6 -o out/        add haze of severity 0.6
   uir degrade --sheet photo.jpg -o sheet.png          every type at 5 severities, labelled
   uir data check ../shared/data/derain/Rain100L       what a data folder holds
+  uir eval --model nlm dcp --benchmark uir-5d --data-root ../shared/data --out runs/eval
+  uir train configs/nafnet_cpu_5d.yaml                train a model (resumable; DDP under torchrun)
+  uir restore photos/ -o out/ --model runs/nafnet_cpu_5d/final.safetensors
+  uir bench-speed                                     cost and CPU latency of every backbone preset
 
 Run 'uir COMMAND --help' for the options and examples of each command.
 """
