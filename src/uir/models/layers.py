@@ -167,34 +167,56 @@ def run_blocks(blocks: nn.ModuleList, x: Tensor, mask: Tensor | None = None, con
     return x
 
 
-def encode_levels(
-    x: Tensor,
-    masks: list[Tensor | None],
-    encoders: nn.ModuleList,
-    downs: nn.ModuleList,
-    bottleneck: nn.ModuleList,
-    cond: Tensor | None = None,
-) -> list[Tensor]:
-    """Run a U-net encoder: the blocks of each level, keep their output, downsample; then the bottleneck.
+class UNet(nn.Module):
+    """What every uir U-net backbone shares: ``encode`` (stem, levels, bottleneck), ``forward``, input checks.
 
-    Args:
-        x: stem features ``(B, C, H, W)``, zero at hidden positions.
-        masks: one mask (or ``None``) per level and one for the bottleneck, from :func:`mask_pyramid`.
-        encoders: one ``ModuleList`` of blocks per level.
-        downs: one downsampler per level, called as ``down(x, mask)``.
-        bottleneck: the blocks at the lowest resolution.
-        cond: conditioning passed to every block.
-
-    Returns:
-        The output of every level ``(B, C·2^l, H/2^l, W/2^l)`` and of the bottleneck, shallowest first.
+    A subclass builds ``stem`` (called as ``stem(x, mask)``), ``encoders`` (one ``ModuleList`` of blocks per
+    level), ``downs`` (one downsampler per level, ``down(x, mask)``) and ``middle`` (the bottleneck blocks); sets
+    ``levels``, ``stem_factor``, ``size_multiple`` and ``feature_dims``; and implements ``decode``.
     """
-    feats = []
-    for level, (blocks, down) in enumerate(zip(encoders, downs, strict=True)):
-        x = run_blocks(blocks, x, masks[level], cond)
-        feats.append(x)
-        x = down(x, masks[level])
-    feats.append(run_blocks(bottleneck, x, masks[-1], cond))
-    return feats
+
+    levels: int
+    stem_factor: int
+    size_multiple: int
+    feature_dims: tuple[int, ...]
+
+    def encode(self, lq: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> list[Tensor]:
+        """Features of every encoder level and of the bottleneck.
+
+        Args:
+            lq: ``(B, 3, H, W)`` in [0, 1], any ``H, W`` (reflect-padded inside to :attr:`size_multiple`).
+            mask: ``(B, 1, H, W)`` 0/1, 1 = visible (MaskDCPT); hidden pixels never influence the output,
+                and features at hidden positions are zero at every level.
+            cond: per-image conditioning for conditioned encoder blocks, e.g. ``(B, D)``.
+
+        Returns:
+            ``levels + 1`` tensors ``(B, feature_dims[l], H'/(stem·2^l), W'/(stem·2^l))``, ``H', W'`` padded,
+            shallowest first.
+        """
+        check_cond(self, cond)
+        x, mask = prepare_inputs(lq, mask, self.size_multiple)
+        masks = mask_pyramid(mask, self.levels + 1, self.stem_factor)
+        x = self.stem(x, masks[0])
+        feats = []
+        for level, (blocks, down) in enumerate(zip(self.encoders, self.downs, strict=True)):
+            x = run_blocks(blocks, x, masks[level], cond)
+            feats.append(x)
+            x = down(x, masks[level])
+        feats.append(run_blocks(self.middle, x, masks[-1], cond))
+        return feats
+
+    def decode(self, feats: list[Tensor], lq: Tensor, cond: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def check_feats(self, feats: list[Tensor], cond: Tensor | None) -> None:
+        """The checks every ``decode`` starts with: usable ``cond``, one feature map per level and bottleneck."""
+        check_cond(self, cond)
+        if len(feats) != self.levels + 1:
+            raise UirError(f"decode needs {self.levels + 1} feature maps (from encode), got {len(feats)}")
+
+    def forward(self, lq: Tensor, cond: Tensor | None = None) -> Tensor:
+        """Restore ``lq`` ``(B, 3, H, W)``: ``decode(encode(lq), lq)``."""
+        return self.decode(self.encode(lq, cond=cond), lq, cond=cond)
 
 
 def make_blocks(block: BlockFactory, count: int, **kwargs: object) -> nn.ModuleList:

@@ -27,14 +27,11 @@ from uir.models.layers import (
     PixelStem,
     ShuffleUp,
     SimpleGate,
+    UNet,
     apply_mask,
-    check_cond,
     crop,
-    encode_levels,
     make_blocks,
-    mask_pyramid,
     masked_mean,
-    prepare_inputs,
     run_blocks,
 )
 
@@ -88,7 +85,7 @@ class NAFBlock(nn.Module):
         return apply_mask(x + self.gamma * self.dropout(y), mask)
 
 
-class NAFNet(nn.Module):
+class NAFNet(UNet):
     """The NAFNet U-net in the uir backbone contract (``encode`` / ``decode`` / ``feature_dims``).
 
     Args:
@@ -147,24 +144,6 @@ class NAFNet(nn.Module):
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
-    def encode(self, lq: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> list[Tensor]:
-        """Features of every encoder level and of the bottleneck.
-
-        Args:
-            lq: ``(B, 3, H, W)`` in [0, 1], any ``H, W`` (reflect-padded inside to :attr:`size_multiple`).
-            mask: ``(B, 1, H, W)`` 0/1, 1 = visible (MaskDCPT); hidden pixels never influence the output,
-                and features at hidden positions are zero at every level.
-            cond: per-image conditioning for conditioned encoder blocks, e.g. ``(B, D)``.
-
-        Returns:
-            ``levels + 1`` tensors ``(B, feature_dims[l], H'/(stem·2^l), W'/(stem·2^l))``, ``H', W'`` padded.
-        """
-        check_cond(self, cond)
-        x, mask = prepare_inputs(lq, mask, self.size_multiple)
-        masks = mask_pyramid(mask, self.levels + 1, self.stem_factor)
-        x = self.stem(x, masks[0])
-        return encode_levels(x, masks, self.encoders, self.downs, self.middle, cond)
-
     def decode(self, feats: list[Tensor], lq: Tensor, cond: Tensor | None = None) -> Tensor:
         """The restored image from :meth:`encode`'s features: ``(B, 3, H, W)``, a residual on ``lq``.
 
@@ -173,15 +152,9 @@ class NAFNet(nn.Module):
             lq: the unpadded input ``(B, 3, H, W)``; sets the output size and is added to the output.
             cond: per-image conditioning for conditioned blocks.
         """
-        check_cond(self, cond)
-        if len(feats) != self.levels + 1:
-            raise UirError(f"decode needs {self.levels + 1} feature maps (from encode), got {len(feats)}")
+        self.check_feats(feats, cond)
         x = feats[-1]
         for level in reversed(range(self.levels)):
             x = self.ups[level](x) + feats[level]
             x = run_blocks(self.decoders[level], x, cond=cond)
         return (crop(self.head(x), *lq.shape[-2:]) + lq).contiguous()
-
-    def forward(self, lq: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Restore ``lq`` ``(B, 3, H, W)``: ``decode(encode(lq), lq)``."""
-        return self.decode(self.encode(lq, cond=cond), lq, cond=cond)

@@ -29,13 +29,10 @@ from uir.models.layers import (
     PixelStem,
     ShuffleDown,
     ShuffleUp,
+    UNet,
     apply_mask,
-    check_cond,
     crop,
-    encode_levels,
     make_blocks,
-    mask_pyramid,
-    prepare_inputs,
     run_blocks,
 )
 
@@ -133,13 +130,13 @@ The module's ``forward(x, cond=None)`` maps ``(B, C, H, W)`` to ``(B, C', H, W)`
 """
 
 
-class Restormer(nn.Module):
+class Restormer(UNet):
     """The Restormer U-net in the uir backbone contract (``encode`` / ``decode`` / ``feature_dims``).
 
     Args:
         dim: channels of the first level; level ``l`` has ``dim·2^l``.
         num_blocks: blocks per encoder level, full resolution first, the last entry being the bottleneck
-            ("latent"); the decoder mirrors the encoder levels.
+            ("latent", the ``middle`` blocks); the decoder mirrors the encoder levels.
         num_refinement_blocks: blocks after the decoder, at full resolution.
         num_heads: attention heads per level (same length as ``num_blocks``).
         ffn_expansion: GDFN expansion factor.
@@ -192,7 +189,7 @@ class Restormer(nn.Module):
             for count, c, h in zip(num_blocks[:-1], widths, num_heads, strict=False)
         )
         self.downs = nn.ModuleList(ShuffleDown(c, 2 * c, bias=bias) for c in widths[:-1])
-        self.latent = make_blocks(encoder_block, num_blocks[-1], dim=widths[-1], num_heads=num_heads[-1], **options)
+        self.middle = make_blocks(encoder_block, num_blocks[-1], dim=widths[-1], num_heads=num_heads[-1], **options)
         self._build_decoder(widths, num_blocks[:-1], num_refinement_blocks, num_heads, options, block, decoder_prompt)
         if channels_last:
             self.to(memory_format=torch.channels_last)
@@ -233,24 +230,6 @@ class Restormer(nn.Module):
         )
         self.head = PixelHead(decoder_widths[0], self.in_channels, self.stem_factor, bias=bias)
 
-    def encode(self, lq: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> list[Tensor]:
-        """Features of every encoder level and of the bottleneck ("latent").
-
-        Args:
-            lq: ``(B, 3, H, W)`` in [0, 1], any ``H, W`` (reflect-padded inside to :attr:`size_multiple`).
-            mask: ``(B, 1, H, W)`` 0/1, 1 = visible (MaskDCPT); hidden pixels never influence the output,
-                and features at hidden positions are zero at every level.
-            cond: per-image conditioning for conditioned encoder blocks, e.g. ``(B, D)``.
-
-        Returns:
-            ``levels + 1`` tensors ``(B, feature_dims[l], H'/(stem·2^l), W'/(stem·2^l))``, ``H', W'`` padded.
-        """
-        check_cond(self, cond)
-        x, mask = prepare_inputs(lq, mask, self.size_multiple)
-        masks = mask_pyramid(mask, self.levels + 1, self.stem_factor)
-        x = self.stem(x, masks[0])
-        return encode_levels(x, masks, self.encoders, self.downs, self.latent, cond)
-
     def decode(self, feats: list[Tensor], lq: Tensor, cond: Tensor | None = None) -> Tensor:
         """The restored image from :meth:`encode`'s features: ``(B, 3, H, W)``, a residual on ``lq``.
 
@@ -259,9 +238,7 @@ class Restormer(nn.Module):
             lq: the unpadded input ``(B, 3, H, W)``; sets the output size and is added to the output.
             cond: per-image conditioning for conditioned blocks and prompts.
         """
-        check_cond(self, cond)
-        if len(feats) != self.levels + 1:
-            raise UirError(f"decode needs {self.levels + 1} feature maps (from encode), got {len(feats)}")
+        self.check_feats(feats, cond)
         x = feats[-1]
         for level in reversed(range(self.levels)):
             if self.prompts is not None:
@@ -270,7 +247,3 @@ class Restormer(nn.Module):
             x = run_blocks(self.decoders[level], x, cond=cond)
         x = run_blocks(self.refinement, x, cond=cond)
         return (crop(self.head(x), *lq.shape[-2:]) + lq).contiguous()
-
-    def forward(self, lq: Tensor, cond: Tensor | None = None) -> Tensor:
-        """Restore ``lq`` ``(B, 3, H, W)``: ``decode(encode(lq), lq)``."""
-        return self.decode(self.encode(lq, cond=cond), lq, cond=cond)
