@@ -19,10 +19,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps "pypiqe>=1.2"
 	touch $(STAMP)
 
+# The main job: damage the example photos (one task each, labels beside them), restore them with the shipped
+# model, and write a before/after picture of each.
 demo: $(STAMP)
-	$(BIN)/uir degrade examples/clean -t random --mix all --seed 0 -o out/demo/degraded
+	$(BIN)/uir degrade examples/clean/astronaut.png -t noise -s 0.5 --seed 5 -o out/demo/degraded
+	$(BIN)/uir degrade examples/clean/chelsea.png -t haze -s 0.5 --seed 1 -o out/demo/degraded
+	$(BIN)/uir degrade examples/clean/coffee.png -t rain-streaks -s 0.7 --seed 1 -o out/demo/degraded
+	$(BIN)/uir degrade examples/clean/rocket.jpg -t low-light -s 0.8 --seed 1 -o out/demo/degraded
+	$(BIN)/uir restore out/demo/degraded -o out/demo/restored --compare
 	$(BIN)/uir degrade --sheet examples/clean/astronaut.png -o out/demo/sheet.png
-	@echo "demo: degraded images and their labels in out/demo/degraded/, contact sheet in out/demo/sheet.png"
+	@echo "demo: damaged photos in out/demo/degraded/, restored ones and input|restored pictures in out/demo/restored/"
 
 test: $(STAMP)
 	$(BIN)/ruff format --check $(CODE)

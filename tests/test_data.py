@@ -243,3 +243,17 @@ def test_synthetic_dataset_is_deterministic(tmp_path: Path) -> None:
     assert batch["lq"].shape == (2, 3, 16, 16) and len(batch["record"]) == 2
     with pytest.raises(IndexError):
         ds[5]
+
+
+def test_files_select_a_slice_of_the_sorted_images_or_pairs(tmp_path: Path) -> None:
+    for i in range(5):
+        write(tmp_path / "clean" / f"{i}.png", seed=i)
+    train = SyntheticDataset(tmp_path / "clean", mix="3d", crop=16, files=(0, 3))
+    held_out = NoisyDataset(tmp_path / "clean", 25, files=(3, 5))
+    assert [p.name for p in train.images] == ["0.png", "1.png", "2.png"] and len(train) == 3
+    assert [p.name for p in held_out.images] == ["3.png", "4.png"]
+    assert len(SyntheticDataset(tmp_path / "clean", mix="3d", files=(4, 99))) == 1  # a stop past the end is fine
+    with pytest.raises(UirError, match=r"clean: files \[5, 9\) selects nothing from its 5 images"):
+        NoisyDataset(tmp_path / "clean", 25, files=(5, 9))
+    pairs = make_pairs(tmp_path / "pairs", "lq", "gt", [(f"{i}.png", f"{i}.png") for i in range(4)])
+    assert [p.gt.name for p in PairedDataset(pairs, files=(1, 3)).pairs] == ["1.png", "2.png"]

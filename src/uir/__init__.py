@@ -1,12 +1,27 @@
 """uir: universal image restoration.
 
 One network that takes a photo damaged by noise, rain, haze, blur, low light, JPEG, snow (or several at
-once), says what is wrong with it, and restores it. See the README for the command line; the Python API
-grows here as the layers land.
+once), says what is wrong with it, and restores it. See the README for the command line.
+
+The Python API (``uir.api``, re-exported here and imported on first use, so ``import uir`` stays light):
+
+    >>> import uir
+    >>> model = uir.load()                  # the shipped default model
+    >>> restored = model.restore(photo)     # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Model", "__version__", "load", "restore_image"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Model", "load", "restore_image"):  # (uir.restore is the tiling module)
+        from uir import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'uir' has no attribute {name!r}")

@@ -6,6 +6,7 @@ names; nothing else in uir reads a config.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 from dataclasses import dataclass
@@ -39,18 +40,69 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return device
 
 
-def build_backbone(model: ModelConfig) -> nn.Module:
-    """``create_backbone(model.backbone, **model.overrides)``."""
+def build_backbone(model: ModelConfig, *, init: bool = True) -> nn.Module:
+    """``create_backbone(model.backbone, **model.overrides)``, with the weights of ``model.init`` if set.
+
+    Args:
+        init: load ``model.init``; a resumed run passes False (its checkpoint holds the weights, and the
+            pre-training file need not exist any more).
+    """
     from uir.models.backbones import create_backbone
 
-    return create_backbone(model.backbone, **model.overrides)
+    backbone = create_backbone(model.backbone, **model.overrides)
+    if init and model.init is not None:
+        load_init(backbone, model.init)
+    return backbone
+
+
+def load_init(backbone: nn.Module, init: str) -> None:
+    """Load pre-trained weights into ``backbone``: a run folder or checkpoint's ``backbone``, or a ``.safetensors``.
+
+    Raises:
+        UirError: an unreadable file, or weights that do not fit (missing, unexpected or reshaped keys).
+    """
+    from uir.checkpoint import load_checkpoint, load_weights
+
+    path = expand_path(init, "model.init")
+    path = path / "last.ckpt" if path.is_dir() else path
+    if not path.is_file():
+        raise UirError(f"model.init: {path} does not exist; give a run folder, its last.ckpt or a .safetensors export")
+    try:
+        state = load_weights(path).state if path.suffix == ".safetensors" else load_checkpoint(path)["backbone"]
+    except UirError as err:
+        raise UirError(f"model.init: {err}") from err
+    own = backbone.state_dict()
+    problems = {
+        "missing": [k for k in own if k not in state],
+        "unexpected": [k for k in state if k not in own],
+        "reshaped": [k for k in own if k in state and state[k].shape != own[k].shape],
+    }
+    found = [
+        f"{len(keys)} {kind} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+        for kind, keys in problems.items()
+        if keys
+    ]
+    if found:
+        raise UirError(
+            f"model.init: {path} does not fit this backbone: {'; '.join(found)} keys; "
+            "use the model.backbone and model.overrides of the run that made it"
+        )
+    backbone.load_state_dict(state)
+    logger.info("model.init: loaded %d backbone tensors from %s", len(state), path)
 
 
 def build_method(cfg: Config, backbone: nn.Module) -> nn.Module:
-    """The method named by ``cfg.method.name``, owning ``backbone``."""
-    from uir.methods import build_method as build
+    """The method named by ``cfg.method.name``, owning ``backbone``.
 
-    return build(backbone, cfg.method)
+    A method whose builder takes ``labels`` (a classifier, e.g. ``maskdcpt``) gets the training data's class
+    names, ``build_train_data(cfg.data, ...).labels``: the order of the batches' ``label`` indices.
+    """
+    from uir.methods import get_method
+
+    spec = get_method(cfg.method.name)
+    if "labels" in inspect.signature(spec.build).parameters:
+        return spec.build(backbone, cfg.method, labels=build_train_data(cfg.data, cfg.train.seed).labels)
+    return spec.build(backbone, cfg.method)
 
 
 def _source_seed(seed: int, index: int) -> int:
@@ -63,14 +115,30 @@ def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool
     root = expand_path(source.root, f"{key}.root")
     try:
         if source.kind == "paired":
-            return PairedDataset(root, source.layout, source.label, crop=crop, flip=flip, seed=seed)
+            return PairedDataset(root, source.layout, source.label, crop=crop, flip=flip, seed=seed, files=source.files)
         if source.kind == "noisy":
             assert source.sigma is not None
             label = source.label or "noise"
-            return NoisyCrops(root, source.sigma, crop=crop, flip=flip, seed=seed, layout=source.layout, label=label)
+            return NoisyCrops(
+                root,
+                source.sigma,
+                crop=crop,
+                flip=flip,
+                seed=seed,
+                layout=source.layout,
+                label=label,
+                files=source.files,
+            )
         assert source.mix is not None
         return SyntheticDataset(
-            root, source.mix, crop=crop, seed=seed, length=source.length, flip=flip, layout=source.layout
+            root,
+            source.mix,
+            crop=crop,
+            seed=seed,
+            length=source.length,
+            flip=flip,
+            layout=source.layout,
+            files=source.files,
         )
     except UirError as err:
         raise UirError(f"{key}: {err}") from err
@@ -155,19 +223,26 @@ def _val_datasets(source: SourceConfig, key: str, val: ValConfig) -> list[Datase
     root = expand_path(source.root, f"{key}.root")
     try:
         if source.kind == "paired":
-            dataset: Dataset = PairedDataset(root, source.layout, source.label)
+            dataset: Dataset = PairedDataset(root, source.layout, source.label, files=source.files)
         elif source.kind == "noisy":
             if isinstance(source.sigma, list):
                 raise UirError("a validation noisy source takes one sigma; add one source per sigma")
             assert source.sigma is not None
-            dataset = NoisyDataset(root, source.sigma, layout=source.layout, label=source.label or "noise")
+            label = source.label or "noise"
+            dataset = NoisyDataset(root, source.sigma, layout=source.layout, label=label, files=source.files)
         else:
             assert source.mix is not None
             mix = get_mix(source.mix)
             count = source.length or val.max_images
             # One single-type mix per type, so that every task gets its samples.
             singles = [Mix(f"{mix.name}:{t}", {t: 1.0}, mix.severity, mix.overrides) for t in mix.weights]
-            kwargs = {"crop": val.crop, "seed": VAL_SEED, "length": count, "layout": source.layout}
+            kwargs = {
+                "crop": val.crop,
+                "seed": VAL_SEED,
+                "length": count,
+                "layout": source.layout,
+                "files": source.files,
+            }
             return [SyntheticDataset(root, single, **kwargs) for single in singles]
     except UirError as err:
         raise UirError(f"{key}: {err}") from err

@@ -31,15 +31,19 @@ SourceKind = Literal["paired", "noisy", "synthetic"]
 
 @dataclass
 class ModelConfig:
-    """The backbone: a preset of ``uir.models.backbones`` and keyword overrides of its arguments.
+    """The backbone: a preset of ``uir.models.backbones``, keyword overrides of its arguments, initial weights.
 
     Attributes:
         backbone: preset name (``nafnet-cpu``, ``nafnet-tiny``, ``restormer-tiny``...).
         overrides: keyword arguments of ``create_backbone`` on top of the preset, e.g. ``{width: 16}``.
+        init: start from pre-trained backbone weights (fine-tuning): a run folder or its ``last.ckpt`` (the
+            ``backbone`` entry; a method's heads, e.g. MaskDCPT's classifier, are dropped), or an exported
+            ``.safetensors``; every key must fit. Null starts from random weights.
     """
 
     backbone: str = "nafnet-cpu"
     overrides: dict[str, Any] = field(default_factory=dict)
+    init: str | None = None
 
 
 @dataclass
@@ -57,6 +61,8 @@ class SourceConfig:
         mix: a mix of ``uir.degradations.MIXES`` (synthetic only).
         length: samples per pass (synthetic only; default one per image).
         repeat: how many times per epoch the source is seen (training); fractions take a random subset.
+        files: ``[start, stop]``, a slice of the folder's sorted images (pairs), to hold some out: train on
+            ``[0, 400]`` and validate on ``[400, 432]``; null takes them all.
     """
 
     kind: SourceKind
@@ -67,8 +73,11 @@ class SourceConfig:
     mix: str | None = None
     length: int | None = None
     repeat: float = 1.0
+    files: tuple[int, int] | None = None
 
     def check(self) -> None:
+        if self.files is not None and not 0 <= self.files[0] < self.files[1]:
+            raise ValueError(f"files must be [start, stop] with 0 <= start < stop, got {list(self.files)}")
         if self.kind == "noisy" and self.sigma is None:
             raise ValueError("a noisy source needs sigma (0..255 scale)")
         if self.kind != "noisy" and self.sigma is not None:

@@ -1,7 +1,9 @@
 """Trained models as ``Restorer``s: ``uir eval --model run/best.safetensors`` and ``uir restore`` load them here.
 
 Importing this module registers ``load_model_file`` with ``uir.restorers.register_loader``; it accepts uir
-``.safetensors`` files and training checkpoints (``.ckpt``, EMA weights preferred).
+``.safetensors`` files and training checkpoints (``.ckpt``, EMA weights preferred). It also registers the
+models shipped inside the package (``SHIPPED``) by name, and ``default`` for the one ``uir restore`` uses
+when no ``--model`` is given. Their cards are in docs/models/.
 
 Example:
     >>> import uir.pretrained  # noqa: F401  (registers the loader)  # doctest: +SKIP
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,7 +25,7 @@ from torch import Tensor, nn
 
 from uir.checkpoint import Weights, load_weights
 from uir.errors import UirError
-from uir.restorers import Restorer, register_loader
+from uir.restorers import Restorer, register_loader, register_restorer
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +45,27 @@ class ModelRestorer:
         labels: the class names the model was trained with.
         device: where it runs.
         tile_size: the tile side for large images (``0``: never tile).
+        flips: test-time self-ensemble: the mean of the outputs for the input flipped in ``flips`` ways (1: no
+            flip; 2: and left-right; 4: and up-down, and both), each flipped back; ``flips`` times slower.
     """
 
     def __init__(
-        self, name: str, backbone: nn.Module, labels: Sequence[str] = (), device: str = "cpu", tile_size: int = 512
+        self,
+        name: str,
+        backbone: nn.Module,
+        labels: Sequence[str] = (),
+        device: str = "cpu",
+        tile_size: int = 512,
+        flips: int = 1,
     ) -> None:
+        if flips not in (1, 2, 4):
+            raise UirError(f"flips must be 1, 2 or 4, got {flips}")
         self.name = name
         self.device = torch.device(device)
         self.backbone = backbone.to(self.device).eval()
         self.labels = list(labels)
         self.tile_size = tile_size
+        self.flips = flips
 
     def restore(self, lq: Tensor, tasks: Sequence[str] | None = None) -> Tensor:
         """Restore ``lq`` ``(B, 3, H, W)`` float in [0, 1]; returns the same shape, in [0, 1], on ``lq``'s device.
@@ -61,9 +75,11 @@ class ModelRestorer:
         if not isinstance(lq, Tensor) or lq.ndim != 4 or lq.shape[1] != 3 or not lq.is_floating_point():
             shape = tuple(lq.shape) if isinstance(lq, Tensor) else type(lq).__name__
             raise UirError(f"{self.name}: expects a (B, 3, H, W) float tensor in [0, 1], got {shape}")
+        x = lq.to(self.device, torch.float32)
+        dims = [(), (-1,), (-2,), (-2, -1)][: self.flips]
         with torch.no_grad():
-            restored = self.backbone(lq.to(self.device, torch.float32))
-        return restored.clamp(0.0, 1.0).to(lq.device, lq.dtype)
+            restored = sum(self.backbone(x.flip(d) if d else x).flip(d) if d else self.backbone(x) for d in dims)
+        return (restored / len(dims)).clamp(0.0, 1.0).to(lq.device, lq.dtype)
 
     def __repr__(self) -> str:
         return f"ModelRestorer(name={self.name!r}, device={str(self.device)!r})"
@@ -94,6 +110,41 @@ def load_model(path: str | Path, device: str = "cpu") -> ModelRestorer:
     return ModelRestorer(path.stem, build_from_weights(weights), weights.labels, device=device)
 
 
+SHIPPED: dict[str, str] = {"nafnet-small-uir": "nafnet-small-uir.safetensors"}
+"""Shipped model name → its file in the package's ``weights`` folder (fp16 safetensors, run in fp32). Each is also
+registered as ``NAME-x4``: the same weights with a 4-flip test-time self-ensemble (4× slower)."""
+
+DEFAULT_MODEL = "nafnet-small-uir"
+"""The shipped model behind the name ``default``."""
+
+
+def shipped_path(name: str) -> Path:
+    """The file of a shipped model (``SHIPPED``; ``default`` is ``DEFAULT_MODEL``).
+
+    Raises:
+        UirError: an unknown name, or a package installed without its weights.
+    """
+    from importlib.resources import files
+
+    name = DEFAULT_MODEL if name == "default" else name
+    if name not in SHIPPED:
+        raise UirError(f"no shipped model {name!r}; shipped: {', '.join(sorted(SHIPPED))}")
+    path = Path(str(files("uir") / "weights" / SHIPPED[name]))
+    if not path.is_file():
+        raise UirError(f"{path}: the weights of {name!r} are missing from this installation of uir")
+    return path
+
+
+def load_shipped(name: str, device: str = "cpu", flips: int = 1) -> ModelRestorer:
+    """A shipped model by name (``default`` included) as a ``ModelRestorer``, named ``name``."""
+    restorer = load_model(shipped_path(name), device)
+    restorer.name = DEFAULT_MODEL if name == "default" else name
+    restorer.flips = flips
+    if flips > 1:
+        restorer.name += f"-x{flips}"
+    return restorer
+
+
 def load_model_file(path: Path, device: str) -> Restorer | None:
     """The ``register_loader`` hook: a restorer for uir model files, ``None`` for other files."""
     if path.suffix not in SUFFIXES:
@@ -102,3 +153,7 @@ def load_model_file(path: Path, device: str) -> Restorer | None:
 
 
 register_loader(load_model_file)
+for _name in [*SHIPPED, "default"]:
+    register_restorer(_name, partial(load_shipped, _name), takes_device=True)
+for _name in SHIPPED:
+    register_restorer(f"{_name}-x4", partial(load_shipped, _name, flips=4), takes_device=True)

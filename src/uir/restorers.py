@@ -40,15 +40,25 @@ class Restorer(Protocol):
         ...
 
 
-RESTORERS: dict[str, Callable[[], Restorer]] = {}
+RESTORERS: dict[str, Callable[..., Restorer]] = {}
+# Names whose factory takes the device (``factory(device)``): learned models; the others are CPU-only.
+DEVICE_AWARE: set[str] = set()
 # Callables that turn a file path into a Restorer, or return None when the file is not theirs.
 LOADERS: list[Callable[[Path, str], Restorer | None]] = []
 
 
-def register_restorer(name: str, factory: Callable[[], Restorer]) -> None:
-    """Register a named restorer (its factory is called on every ``load_restorer``)."""
+def register_restorer(name: str, factory: Callable[..., Restorer], *, takes_device: bool = False) -> None:
+    """Register a named restorer (its factory is called on every ``load_restorer``).
+
+    Args:
+        name: the name ``--model`` takes.
+        factory: ``factory()``, or ``factory(device)`` when ``takes_device``.
+        takes_device: the factory places the model on the device ``load_restorer`` is given.
+    """
     assert name not in RESTORERS, f"restorer {name} registered twice"
     RESTORERS[name] = factory
+    if takes_device:
+        DEVICE_AWARE.add(name)
 
 
 def register_loader(loader: Callable[[Path, str], Restorer | None]) -> None:
@@ -59,6 +69,7 @@ def register_loader(loader: Callable[[Path, str], Restorer | None]) -> None:
 def _register_builtins() -> None:
     # Importing these modules registers their restorers and checkpoint loaders; kept out of import time here.
     import uir.baselines  # noqa: F401
+    import uir.export  # noqa: F401
     import uir.pretrained  # noqa: F401
 
 
@@ -70,7 +81,7 @@ def load_restorer(spec: str, device: str = "cpu") -> Restorer:
     """
     _register_builtins()
     if spec in RESTORERS:
-        return RESTORERS[spec]()
+        return RESTORERS[spec](device) if spec in DEVICE_AWARE else RESTORERS[spec]()
     path = Path(spec)
     if path.is_file():
         for loader in LOADERS:

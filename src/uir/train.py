@@ -101,7 +101,7 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.train.seed)  # the same initial weights on every rank
-        self.backbone = build.build_backbone(cfg.model).to(self.device)
+        self.backbone = build.build_backbone(cfg.model, init=not resume).to(self.device)
         self.method = build.build_method(cfg, self.backbone).to(self.device).train()
         if getattr(self.method, "backbone", None) is not self.backbone:
             raise UirError(f"method {cfg.method.name!r} must keep its backbone as `self.backbone`")

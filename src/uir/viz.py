@@ -103,3 +103,32 @@ def contact_sheet(
             labels.append(f"{name}\n({kind.family})")
     col_labels = ["clean"] + [f"s = {s:g}" for s in severities]
     return labelled_grid(rows, labels, col_labels)
+
+
+def shrink(image: Tensor, long_side: int) -> Tensor:
+    """``(1, 3, H, W)`` resized (antialiased, aspect kept) so its long side is at most ``long_side``."""
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    scale = long_side / max(h, w)
+    if scale >= 1:
+        return image
+    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(image, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+
+def before_after(before: Tensor, after: Tensor, label: str = "restored", *, long_side: int = 800) -> Image.Image:
+    """A side-by-side picture: ``before`` (left) and ``after`` (right), each shrunk to ``long_side``.
+
+    Args:
+        before: ``(1, 3, H, W)`` in [0, 1].
+        after: the same size as ``before``.
+        label: the right column's title (e.g. the model's name).
+
+    Example:
+        >>> import torch
+        >>> before_after(torch.zeros(1, 3, 40, 60), torch.ones(1, 3, 40, 60)).size[1] > 40
+        True
+    """
+    cells = [shrink(before[:1].float().cpu(), long_side), shrink(after[:1].float().cpu(), long_side)]
+    return labelled_grid([cells], col_labels=["input", label])

@@ -10,13 +10,16 @@ from uir.commands._batch import output_names, run_each
 from uir.errors import UirError
 
 EPILOG = """examples:
+  uir restore photo.jpg -o out/                               the shipped default model
+  uir restore photo.jpg -o out/ --compare                     also out/photo_compare.jpg, before | after
   uir restore photo.jpg -o out/ --model runs/nafnet/final.safetensors
   uir restore photos/ "more/*.png" -o out/ --model nlm          a classic baseline (see uir eval --list)
   uir restore big.tif -o out/ --model M --tile 512 --device cuda
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
-than the tile are restored in overlapping tiles, so memory stays bounded.
+than the tile are restored in overlapping tiles, so memory stays bounded. The default model is the one shipped
+inside uir (`default`, see docs/models/); `uir eval --list` names the others.
 """
 
 
@@ -30,7 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    p.add_argument("--model", required=True, help="a checkpoint path or a registered name (uir eval --list)")
+    p.add_argument(
+        "--model", default="default", help="a checkpoint path or a registered name (default: the shipped model)"
+    )
+    p.add_argument("--compare", action="store_true", help="also write OUT/<name>_compare.jpg: input | restored")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's; 0 = whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
@@ -45,18 +51,22 @@ def _suffix(path: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.restore import restore_tensor
-    from uir.restorers import load_restorer
+    from uir.api import load
+    from uir.viz import before_after
 
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")
-    restorer = load_restorer(args.model, device=args.device)
+    model = load(args.model, device=args.device)
     paths = io.list_images(args.inputs, recursive=args.recursive)
     names = {p: Path(f"{out}{_suffix(p)}") for p, out in output_names(paths, args.out, "").items()}
 
     def work(path: Path) -> None:
         source = io.read_image(path)
-        restored = restore_tensor(restorer, source.image.to(args.device), tile=args.tile, overlap=args.overlap)
-        io.save_like(names[path], restored.cpu(), source, overwrite=args.overwrite, protected=paths)
+        restored = model.restore_tensor(source.image, tile=args.tile, overlap=args.overlap)
+        io.save_like(names[path], restored, source, overwrite=args.overwrite, protected=paths)
+        if args.compare:
+            picture = before_after(source.image, restored, model.name)
+            compare = names[path].with_name(f"{names[path].stem}_compare.jpg")
+            io.write_image(compare, io.to_tensor(picture), overwrite=args.overwrite, protected=paths)
 
     return run_each(paths, work, desc="restoring")

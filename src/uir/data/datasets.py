@@ -52,10 +52,27 @@ def _augment(images: tuple[Tensor, ...], crop: Crop, flip: bool, generator: torc
     return tuple(x.contiguous() for x in images)
 
 
-def _clean_images(root: str | Path, layout: str | None) -> tuple[Pairing, list[Path]]:
+Files = tuple[int, int] | None
+"""A slice ``(start, stop)`` of a folder's sorted files (or pairs), e.g. ``(0, 400)`` to train on and
+``(400, 432)`` to validate on; ``None`` takes them all."""
+
+
+def select_files(items: list, files: Files, root: str | Path) -> list:
+    """``items[start:stop]``; a slice that leaves nothing is an error naming the folder and its count."""
+    if files is None:
+        return items
+    start, stop = files
+    if not 0 <= start < stop:
+        raise UirError(f"{root}: files must be [start, stop) with 0 <= start < stop, got [{start}, {stop}]")
+    if start >= len(items):
+        raise UirError(f"{root}: files [{start}, {stop}) selects nothing from its {len(items)} images")
+    return items[start:stop]
+
+
+def _clean_images(root: str | Path, layout: str | None, files: Files = None) -> tuple[Pairing, list[Path]]:
     """The clean images of a folder: all images of a ``clean`` folder, the gt images of a paired one."""
     pairing = pair_folder(root, layout)
-    images = pairing.gt_images
+    images = select_files(pairing.gt_images, files, root) if pairing.gt_images else []
     if not images:
         raise UirError(f"{root}: no images found (layout {pairing.layout!r}); see `uir data check {root}`")
     return pairing, images
@@ -73,6 +90,7 @@ class PairedDataset(Dataset):
             crop are mirror-padded first. ``None`` keeps whole images.
         flip: random left-right and up-down flips, alike in lq and gt.
         seed: the augmentation seed; sample ``i`` of epoch ``e`` draws from ``sample_seed(seed, i, e)``.
+        files: a slice ``(start, stop)`` of the sorted pairs; ``None`` takes all.
 
     Raises:
         UirError: missing folder, unknown layout, a ``clean`` folder (no lq), or no pairs at all.
@@ -92,6 +110,7 @@ class PairedDataset(Dataset):
         crop: Crop = None,
         flip: bool = False,
         seed: int = 0,
+        files: Files = None,
     ) -> None:
         self.pairing = pair_folder(root, layout)
         self.layout = self.pairing.layout
@@ -105,7 +124,7 @@ class PairedDataset(Dataset):
                 root,
                 len(self.pairing.unmatched),
             )
-        self.pairs: list[Pair] = self.pairing.pairs
+        self.pairs: list[Pair] = select_files(self.pairing.pairs, files, root)
         self.label = label or get_layout(self.layout).label or UNKNOWN_LABEL
         self.crop, self.flip, self.seed, self.epoch = crop, flip, seed, 0
 
@@ -169,6 +188,7 @@ class NoisyDataset(Dataset):
         sigma: the noise level on the 0..255 scale (15, 25, 50 in the benchmarks).
         layout: the folder's layout; ``None`` detects it.
         label: the label every sample carries.
+        files: a slice ``(start, stop)`` of the sorted images; ``None`` takes all.
 
     Example:
         >>> ds = NoisyDataset("../shared/data/denoise/CBSD68", sigma=25)  # doctest: +SKIP
@@ -177,11 +197,17 @@ class NoisyDataset(Dataset):
     """
 
     def __init__(
-        self, clean_root: str | Path, sigma: float, *, layout: str | None = None, label: str = "noise"
+        self,
+        clean_root: str | Path,
+        sigma: float,
+        *,
+        layout: str | None = None,
+        label: str = "noise",
+        files: Files = None,
     ) -> None:
         if not sigma >= 0:
             raise UirError(f"sigma must be >= 0 (0..255 scale), got {sigma}")
-        self.pairing, self.images = _clean_images(clean_root, layout)
+        self.pairing, self.images = _clean_images(clean_root, layout, files)
         self.sigma, self.label = sigma, label
 
     def __len__(self) -> int:
@@ -210,6 +236,7 @@ class SyntheticDataset(Dataset):
         length: samples per epoch; ``None`` is one per image (larger values cycle over the images).
         flip: random flips of the clean crop.
         layout: the folder's layout; ``None`` detects it.
+        files: a slice ``(start, stop)`` of the sorted images; ``None`` takes all.
 
     Example:
         >>> ds = SyntheticDataset("../shared/data/train_clean/CBSD432", mix="5d", crop=128)  # doctest: +SKIP
@@ -227,11 +254,12 @@ class SyntheticDataset(Dataset):
         length: int | None = None,
         flip: bool = False,
         layout: str | None = None,
+        files: Files = None,
     ) -> None:
         from uir.degradations import get_mix
 
         self.mix = get_mix(mix) if isinstance(mix, str) else mix
-        self.pairing, self.images = _clean_images(clean_root, layout)
+        self.pairing, self.images = _clean_images(clean_root, layout, files)
         if length is not None and length < 1:
             raise UirError(f"length must be >= 1, got {length}")
         self.length = len(self.images) if length is None else int(length)

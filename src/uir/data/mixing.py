@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from uir.data.augment import paired_crop, paired_flip, sample_generator, sample_seed
-from uir.data.datasets import Crop, _clean_images, add_noise, load_image
+from uir.data.datasets import Crop, Files, _clean_images, add_noise, load_image
 from uir.errors import UirError
 
 Key = tuple[int, int, int]
@@ -42,6 +42,7 @@ class NoisyCrops(Dataset):
         seed: the data seed.
         layout: the folder's layout; ``None`` detects it.
         label: the label every sample carries.
+        files: a slice ``(start, stop)`` of the sorted images; ``None`` takes all.
     """
 
     def __init__(
@@ -54,11 +55,12 @@ class NoisyCrops(Dataset):
         seed: int = 0,
         layout: str | None = None,
         label: str = "noise",
+        files: Files = None,
     ) -> None:
         self.sigmas = [float(s) for s in (sigma if isinstance(sigma, Sequence) else [sigma])]
         if not self.sigmas or min(self.sigmas) < 0:
             raise UirError(f"sigma must be >= 0 (0..255 scale), got {sigma}")
-        self.pairing, self.images = _clean_images(clean_root, layout)
+        self.pairing, self.images = _clean_images(clean_root, layout, files)
         self.crop, self.flip, self.seed, self.label, self.epoch = crop, flip, seed, label, 0
 
     def __len__(self) -> int:

@@ -6,8 +6,8 @@ tensors to log. The training loop knows nothing else. Each method registers its 
 
 Example:
     >>> from uir.methods import METHODS, get_method
-    >>> sorted(METHODS)
-    ['supervised']
+    >>> "supervised" in METHODS
+    True
     >>> get_method("supervised").config().loss
     'l1'
 """
@@ -31,7 +31,8 @@ class MethodSpec:
         name: registry key (kebab-case), the ``method.name`` of configs.
         config: its config dataclass; its first field is ``name``.
         build: ``build(backbone, config, **helpers) -> nn.Module``; helpers are frozen networks made by
-            ``uir.build`` (teachers, perceivers), none for ``supervised``.
+            ``uir.build`` (teachers, perceivers), none for ``supervised``. A builder with a keyword ``labels``
+            also gets the training data's class names (a batch's ``label`` indexes them), e.g. ``maskdcpt``.
     """
 
     name: str
@@ -60,6 +61,20 @@ def build_method(backbone: nn.Module, config: Any, **helpers: nn.Module) -> nn.M
     return get_method(config.name).build(backbone, config, **helpers)
 
 
+from uir.methods import amirnet  # noqa: E402, F401  (registers itself)
+from uir.methods.maskdcpt import MaskDCPT, MaskDCPTConfig, export_classifier, load_classifier  # noqa: E402
 from uir.methods.supervised import Supervised, SupervisedConfig  # noqa: E402  (registers itself)
 
-__all__ = ["METHODS", "MethodSpec", "Supervised", "SupervisedConfig", "build_method", "get_method", "register_method"]
+__all__ = [
+    "METHODS",
+    "MaskDCPT",
+    "MaskDCPTConfig",
+    "MethodSpec",
+    "Supervised",
+    "SupervisedConfig",
+    "build_method",
+    "export_classifier",
+    "get_method",
+    "load_classifier",
+    "register_method",
+]

@@ -20,6 +20,8 @@ Presets:
 - ``*-cpu``: 2.4–3.7 M parameters, for training and running on a CPU; a pixel-unshuffle stem runs every level at
   half resolution (about 4× fewer MACs; measured with :mod:`uir.models.speed`). ``promptir-cpu`` is
   ``restormer-cpu`` plus prompts, as ``promptir-48`` is ``restormer-48`` plus prompts.
+- ``nafnet-ftb-*``: AMIRNet's network (:mod:`uir.models.backbones.amirnet`): the NAFNet of the same name with
+  FTB encoder blocks and its own degradation encoder (``-cpu``: width 32, 3 stages, 256-d: +0.83 M parameters).
 - The published sizes: ``nafnet-32`` (NAFNet's SIDD model, 29.2 M), ``nafnet-64`` (NAFNet's GoPro
   configuration, the one MaskDCPT uses: width 64, encoder 1-1-1-28, 67.9 M; width 64 with the SIDD block
   counts would be 116 M), ``restormer-48`` (26.1 M), ``promptir-48`` (35.4 M; the released code has 0.2 M more
@@ -42,6 +44,7 @@ from typing import Any, Protocol
 from torch import Tensor, nn
 
 from uir.errors import UirError
+from uir.models.backbones.amirnet import DegradationEncoder, FTBlock, FTBNAFNet
 from uir.models.backbones.nafnet import NAFBlock, NAFNet
 from uir.models.backbones.promptir import PromptStage, promptir
 from uir.models.backbones.restormer import Restormer, TransformerBlock
@@ -63,6 +66,7 @@ class Backbone(Protocol):
 _RESTORMER_48 = {"dim": 48, "num_blocks": (4, 6, 6, 8), "num_refinement_blocks": 4, "num_heads": (1, 2, 4, 8)}
 _RESTORMER_CPU = {"dim": 20, "num_blocks": (1, 2, 2, 4), "num_refinement_blocks": 1, "stem": 2}
 _TINY = {"num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1}
+_FTB_TINY = {"degradation_width": 8, "degradation_stages": 2, "feature_dim": 16, "head_hidden": 8}
 
 PRESETS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
     "nafnet-tiny": (
@@ -71,6 +75,24 @@ PRESETS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
     ),
     "nafnet-cpu": (
         NAFNet,
+        {"width": 24, "encoder_blocks": (1, 1, 2, 2), "middle_blocks": 1, "decoder_blocks": (1, 1, 1, 1), "stem": 2},
+    ),
+    "nafnet-small": (
+        NAFNet,
+        {"width": 32, "encoder_blocks": (2, 2, 4, 2), "middle_blocks": 1, "decoder_blocks": (2, 2, 2, 1), "stem": 2},
+    ),
+    "nafnet-ftb-tiny": (
+        FTBNAFNet,
+        {
+            "width": 8,
+            "encoder_blocks": (1, 1, 1, 1),
+            "middle_blocks": 1,
+            "decoder_blocks": (1, 1, 1, 1),
+            **_FTB_TINY,
+        },
+    ),
+    "nafnet-ftb-cpu": (
+        FTBNAFNet,
         {"width": 24, "encoder_blocks": (1, 1, 2, 2), "middle_blocks": 1, "decoder_blocks": (1, 1, 1, 1), "stem": 2},
     ),
     "nafnet-32": (
@@ -117,6 +139,9 @@ def create_backbone(name: str, **overrides: Any) -> nn.Module:
 __all__ = [
     "PRESETS",
     "Backbone",
+    "DegradationEncoder",
+    "FTBNAFNet",
+    "FTBlock",
     "NAFBlock",
     "NAFNet",
     "PromptStage",

@@ -1,0 +1,50 @@
+"""Torch vs onnxruntime on the CPU for a shipped model: one ``size``² image, whole and through uir's tiling.
+
+Usage: OMP_NUM_THREADS=1 python benchmarks/onnx_speed.py [--model default] [--size 1024] [--runs 3]
+Prints the median seconds of each engine (after one warm-up); the ONNX file is exported into the cache
+(``$UIR_CACHE`` or ``~/.cache/uir``) on first use, as ``uir restore --engine onnx`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import uir
+from uir import io
+from uir.export import CHECK_IMAGE
+
+
+def median_seconds(fn, runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    photo = io.read_image(CHECK_IMAGE).image
+    # A real photo, mirrored out to size² (the speed of both engines does not depend on the content).
+    lq = photo.repeat(1, 1, args.size // photo.shape[-2] + 1, args.size // photo.shape[-1] + 1)
+    lq = lq[..., : args.size, : args.size].contiguous()
+    engines = {name: uir.load(args.model, engine=name) for name in ("torch", "onnx")}
+    print(f"{args.model} at {args.size}², {torch.get_num_threads()} thread(s), median of {args.runs}")
+    for mode, tile in (("whole image", 0), ("tiled (the model's tile)", None)):
+        times = {n: median_seconds(lambda m=m: m.restore_tensor(lq, tile=tile), args.runs) for n, m in engines.items()}
+        ratio = times["torch"] / times["onnx"]
+        print(f"  {mode:26s} torch {times['torch']:.2f} s   onnxruntime {times['onnx']:.2f} s   ({ratio:.2f}×)")
+
+
+if __name__ == "__main__":
+    main()

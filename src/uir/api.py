@@ -1,0 +1,163 @@
+"""The public Python API: load a model and restore images given as NumPy arrays, PIL images or tensors.
+
+The command line and every other front-end call this module, never each other's internals. Three lines:
+
+    >>> import uir
+    >>> model = uir.load()                                   # the shipped default model, on the CPU
+    >>> restored = model.restore(photo)                      # doctest: +SKIP
+
+``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
+[0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
+and size, or a tensor of the same shape, dtype and device. Any size: large images are restored in overlapping
+tiles, so memory stays bounded.
+
+Example:
+    >>> import numpy as np
+    >>> identity = uir.load("identity")                      # a classic baseline: returns its input
+    >>> image = np.random.default_rng(0).integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    >>> np.array_equal(identity.restore(image), image)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from uir.errors import UirError
+
+ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image, Tensor)
+
+# PIL modes restored as they are; any other mode (P, CMYK, I;16, F...) comes back as RGB or RGBA.
+_PIL_MODES = ("RGB", "RGBA", "L", "LA")
+
+
+class Model:
+    """A loaded restorer behind one interface, whatever it is (a shipped or trained network, a classic baseline).
+
+    Args:
+        restorer: a ``uir.restorers.Restorer`` (``restore((B, 3, H, W)) -> (B, 3, H, W)``).
+        device: where its tensors go.
+
+    Attributes:
+        name: the model's name (``nafnet-small-uir`` for ``default``).
+        labels: the degradation types it was trained on (empty for classic baselines).
+        device: the torch device it runs on.
+    """
+
+    def __init__(self, restorer: Any, device: str | torch.device = "cpu") -> None:
+        self.restorer = restorer
+        self.device = torch.device(device)
+        self.name: str = getattr(restorer, "name", type(restorer).__name__)
+        self.labels: list[str] = list(getattr(restorer, "labels", []))
+
+    def __repr__(self) -> str:
+        return f"uir.Model(name={self.name!r}, device={str(self.device)!r})"
+
+    def restore_tensor(
+        self, image: Tensor, *, tile: int | None = None, overlap: int = 32, tasks: Sequence[str] | None = None
+    ) -> Tensor:
+        """Restore ``(B, 3, H, W)`` float in [0, 1], image by image, tiled when large; same shape, dtype, device.
+
+        Args:
+            tile: the tile side; default the model's own (``0``: whole images).
+            overlap: pixels shared by neighbouring tiles, blended.
+            tasks: per image, the task name, for restorers that need to be told (``classic-best``).
+        """
+        from uir.restore import restore_tensor
+
+        _check_tensor(image)
+        outputs = []
+        for i in range(image.shape[0]):
+            one = image[i : i + 1].to(self.device, torch.float32)
+            task = None if tasks is None else [tasks[i]]
+            outputs.append(restore_tensor(self.restorer, one, tasks=task, tile=tile, overlap=overlap))
+        return torch.cat(outputs).to(image.device, image.dtype)
+
+    def restore(self, image: ImageLike, *, tile: int | None = None, overlap: int = 32) -> ImageLike:
+        """Restore a NumPy array, a PIL image or a tensor; the result has the input's type, shape and dtype.
+
+        Args:
+            image: ``HxW``, ``HxWx1``, ``HxWx3`` or ``HxWx4`` array (uint8, uint16, or float in [0, 1]); a PIL
+                image; or a ``(3, H, W)`` / ``(B, 3, H, W)`` float tensor in [0, 1].
+            tile: the tile side; default the model's own (``0``: the whole image at once).
+            overlap: pixels shared by neighbouring tiles.
+
+        Raises:
+            UirError: an input of another type or shape, or non-finite values.
+        """
+        if isinstance(image, Tensor):
+            batch = image if image.ndim == 4 else image[None] if image.ndim == 3 else None
+            if batch is None:
+                raise UirError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(image.shape)}")
+            restored = self.restore_tensor(batch, tile=tile, overlap=overlap)
+            return restored if image.ndim == 4 else restored[0]
+        if isinstance(image, Image.Image):
+            return self._restore_pil(image, tile, overlap)
+        if isinstance(image, np.ndarray):
+            return self._restore_array(image, tile, overlap)
+        raise UirError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
+
+    def _restore_array(self, array: np.ndarray, tile: int | None, overlap: int) -> np.ndarray:
+        if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
+            raise UirError(f"expected an HxW, HxWx1, HxWx2, HxWx3 or HxWx4 array, got shape {array.shape}")
+        if array.dtype not in (np.uint8, np.uint16) and not np.issubdtype(array.dtype, np.floating):
+            raise UirError(f"expected a uint8, uint16 or float array, got {array.dtype}")
+        if array.size == 0:
+            raise UirError(f"the array is empty (shape {array.shape})")
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise UirError("the array holds NaN or infinite values")
+        planes = array[..., None] if array.ndim == 2 else array
+        gray = planes.shape[2] in (1, 2)
+        color = planes[..., :1] if gray else planes[..., :3]
+        alpha = planes[..., -1:] if planes.shape[2] in (2, 4) else None
+        scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype, 1.0)
+        x = torch.from_numpy(np.ascontiguousarray(color, dtype=np.float32) / np.float32(scale))
+        rgb = x.permute(2, 0, 1)[None].expand(1, 3, -1, -1).clamp(0, 1).contiguous()
+        restored = self.restore_tensor(rgb, tile=tile, overlap=overlap)
+        if gray:
+            restored = restored.mean(dim=1, keepdim=True)  # a gray input was restored as equal R, G, B
+        out = restored[0].permute(1, 2, 0).numpy()
+        out = np.round(np.clip(out, 0, 1) * scale).astype(array.dtype) if scale != 1.0 else out.astype(array.dtype)
+        if alpha is not None:
+            out = np.concatenate([out, alpha], axis=2)
+        return out[..., 0] if array.ndim == 2 else out
+
+    def _restore_pil(self, pil: Image.Image, tile: int | None, overlap: int) -> Image.Image:
+        mode = pil.mode if pil.mode in _PIL_MODES else ("RGBA" if "A" in pil.getbands() else "RGB")
+        restored = self._restore_array(np.asarray(pil.convert(mode)), tile, overlap)
+        return Image.fromarray(restored, mode)
+
+
+def load(model: str = "default", device: str = "cpu") -> Model:
+    """Load a model by name (``default``, a shipped model, a classic baseline) or from a file.
+
+    Args:
+        model: a registered name (``uir eval --list``) or a ``.safetensors`` / ``.ckpt`` path.
+        device: ``cpu``, ``cuda``, ``cuda:1``...
+
+    Raises:
+        UirError: an unknown name or a file uir cannot load (one line, naming the valid names).
+    """
+    from uir.restorers import load_restorer
+
+    return Model(load_restorer(model, device=device), device)
+
+
+def restore_image(image: ImageLike, model: str | Model = "default", **kwargs: Any) -> ImageLike:
+    """Restore one image with ``model`` (a name, a path or a loaded ``Model``); see ``Model.restore``."""
+    return (model if isinstance(model, Model) else load(model)).restore(image, **kwargs)
+
+
+def _check_tensor(image: Tensor) -> None:
+    if image.ndim != 4 or image.shape[1] != 3 or not image.is_floating_point():
+        raise UirError(f"expected a (B, 3, H, W) float tensor in [0, 1], got {tuple(image.shape)} {image.dtype}")
+    if image.numel() == 0:
+        raise UirError(f"the tensor is empty (shape {tuple(image.shape)})")
+    if not torch.isfinite(image).all():
+        raise UirError("the tensor holds NaN or infinite values")

@@ -1,0 +1,64 @@
+"""The model shipped inside the package: it loads by name, restores real photos, and `uir restore` uses it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import load_example
+from uir import io
+from uir.cli import main
+from uir.degradations import apply, draw
+from uir.errors import UirError
+from uir.metrics import psnr
+from uir.pretrained import DEFAULT_MODEL, SHIPPED, shipped_path
+from uir.restorers import available_restorers, load_restorer
+
+
+@pytest.fixture(scope="module")
+def model():  # noqa: ANN201
+    return load_restorer("default")
+
+
+@pytest.fixture(scope="module")
+def clean() -> torch.Tensor:
+    return load_example("chelsea.png", (100, 40, 356, 232))  # 192×256
+
+
+def test_every_shipped_model_is_registered_with_its_file() -> None:
+    names = available_restorers()
+    assert "default" in names and DEFAULT_MODEL in SHIPPED
+    for name in SHIPPED:
+        assert name in names and shipped_path(name).stat().st_size > 1_000_000
+    with pytest.raises(UirError, match="no shipped model 'nope'; shipped: "):
+        shipped_path("nope")
+
+
+def test_default_names_the_shipped_model_and_knows_its_classes(model) -> None:  # noqa: ANN001
+    assert model.name == DEFAULT_MODEL
+    assert {"noise", "haze", "rain-streaks", "motion-blur", "low-light"} <= set(model.labels)
+
+
+@pytest.mark.parametrize(
+    ("kind", "severity", "gain"),
+    [("noise", 0.5, 6.0), ("haze", 0.5, 5.0), ("rain-streaks", 0.8, 3.0), ("low-light", 0.8, 8.0), ("snow", 0.5, 1.0)],
+)
+def test_it_restores_a_degraded_photo(model, clean: torch.Tensor, kind: str, severity: float, gain: float) -> None:  # noqa: ANN001
+    record = draw(kind, severity, seed=3)
+    lq = apply(clean, record)
+    restored = model.restore(lq)
+    assert restored.shape == lq.shape and restored.min() >= 0 and restored.max() <= 1
+    before, after = float(psnr(lq, clean)[0]), float(psnr(restored, clean)[0])
+    assert after > before + gain, f"{kind}: {before:.2f} -> {after:.2f} dB"
+
+
+def test_restore_without_model_uses_the_default_and_writes_a_comparison(clean: torch.Tensor, tmp_path: Path) -> None:
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    io.write_image(tmp_path / "in" / "cat.png", noisy)
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--compare"]) == 0
+    restored = io.read_image(tmp_path / "out" / "cat.png").image
+    assert float(psnr(restored, clean)[0]) > float(psnr(noisy, clean)[0]) + 5
+    picture = io.read_image(tmp_path / "out" / "cat_compare.jpg").image
+    assert picture.shape[-1] > 2 * clean.shape[-1] and picture.shape[-2] > clean.shape[-2]
