@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Derived files (``uir restore`` exports learned models for onnxruntime) go to a temporary cache, not ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("UIR_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 def load_example(name: str, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:
     """An example photo as a ``(1, 3, H, W)`` float tensor, optionally cropped to ``box`` (left, top, right, bottom)."""
     image = Image.open(EXAMPLES / name).convert("RGB")
@@ -45,3 +54,40 @@ def photo() -> torch.Tensor:
 def odd_photo() -> torch.Tensor:
     """A 37×53 crop: odd sizes must work everywhere."""
     return load_example("coffee.png", (200, 100, 253, 137))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_thread() -> object:
+    """Every test on one torch thread: tiny nets run fastest so, tests run side by side (pytest -n 2), and the
+    bit-exact resume tests hold for one thread count."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def smooth_photo(rng: np.random.Generator, h: int, w: int) -> Image.Image:
+    """A smooth random colour image (bicubic upsampling of a 4× smaller random one)."""
+    base = rng.integers(40, 220, (h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
+    return Image.fromarray(base).resize((w, h), Image.BICUBIC)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The data of configs/tiny_test.yaml (``UIR_DATA_ROOT``): ``clean/``, 5 photos 45×61; ``rain/lq`` and
+    ``rain/gt``, 3 pairs 40×50 with sparse bright streaks. Read-only: tests must not write into it."""
+    root = tmp_path_factory.mktemp("tiny_data")
+    rng = np.random.default_rng(0)
+    (root / "clean").mkdir()
+    for i in range(5):
+        smooth_photo(rng, 45, 61).save(root / "clean" / f"{i}.png")
+    for sub in ("lq", "gt"):
+        (root / "rain" / sub).mkdir(parents=True)
+    for i in range(3):
+        gt = smooth_photo(rng, 40, 50)
+        gt.save(root / "rain" / "gt" / f"{i}.png")
+        streaks = 40 * (rng.random((40, 50, 1)) > 0.9)
+        Image.fromarray(np.minimum(np.asarray(gt, np.int32) + streaks, 255).astype(np.uint8)).save(
+            root / "rain" / "lq" / f"{i}.png"
+        )
+    return root

@@ -6,7 +6,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -22,14 +21,6 @@ from uir.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_NET = {"width": 8, "encoder_blocks": (1, 1), "middle_blocks": 1, "decoder_blocks": (1, 1)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _method(seed: int = 0, **kwargs: object) -> AMIRNet:
@@ -165,30 +156,11 @@ def test_config_errors_are_one_line() -> None:
 
 
 @pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``clean/``: 5 smooth random photos 45×61; ``rain/lq``, ``rain/gt``: 3 pairs 40×50 (tiny_test.yaml)."""
-    root, rng = tmp_path_factory.mktemp("data"), np.random.default_rng(0)
-    for sub in ("clean", "rain/lq", "rain/gt"):
-        (root / sub).mkdir(parents=True)
-    for i in range(5):
-        base = rng.integers(40, 220, (13, 17, 3)).astype(np.uint8)
-        Image.fromarray(base).resize((61, 45), Image.BICUBIC).save(root / "clean" / f"{i}.png")
-    for i in range(3):
-        gt = np.asarray(Image.fromarray(rng.integers(40, 220, (12, 14, 3)).astype(np.uint8)).resize((50, 40)))
-        Image.fromarray(gt).save(root / "rain" / "gt" / f"{i}.png")
-        streaks = 40 * (rng.random((40, 50, 1)) > 0.9)
-        Image.fromarray(np.minimum(gt.astype(np.int32) + streaks, 255).astype(np.uint8)).save(
-            root / "rain/lq" / f"{i}.png"
-        )
-    return root
-
-
-@pytest.fixture(scope="module")
-def resumed_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def resumed_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The same 8-step run (levels grown after steps 2, 4, 6) uninterrupted, and stopped after step 3 and resumed."""
     runs = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("UIR_DATA_ROOT", str(data_root))
+        patch.setenv("UIR_DATA_ROOT", str(tiny_data))
         cfg = config_from_dict(_raw_config())
         for stop in (None, 3):
             run_dir = tmp_path_factory.mktemp("run")

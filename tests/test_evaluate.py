@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import smooth_photo
 from uir.benchmarks import PROTOCOLS, get_protocol, synthesize
 from uir.cli import main
 from uir.errors import UirError
-
-
-def _photo(rng: np.random.Generator, h: int = 37, w: int = 53) -> Image.Image:
-    base = rng.integers(40, 220, (h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
-    return Image.fromarray(base).resize((w, h), Image.BICUBIC)
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +22,17 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clean = root / "denoise" / "CBSD68"
     clean.mkdir(parents=True)
     for i in range(4):
-        _photo(rng).save(clean / f"{i:03d}.png")
+        smooth_photo(rng, 37, 53).save(clean / f"{i:03d}.png")
     for sub in ("lq", "gt"):
         (root / "derain" / "Rain100L" / sub).mkdir(parents=True)
     for i in range(3):
-        gt = _photo(rng)
+        gt = smooth_photo(rng, 37, 53)
         gt.save(root / "derain" / "Rain100L" / "gt" / f"{i}.png")
         rainy = np.minimum(np.asarray(gt, dtype=np.int32) + 40 * (rng.random((37, 53, 1)) > 0.9), 255)
         Image.fromarray(rainy.astype(np.uint8)).save(root / "derain" / "Rain100L" / "lq" / f"{i}.png")
     real = root / "real_noisy" / "RNI15"
     real.mkdir(parents=True)
-    _photo(rng, 200, 240).save(real / "photo.png")
+    smooth_photo(rng, 200, 240).save(real / "photo.png")
     return root
 
 

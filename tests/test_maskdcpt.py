@@ -6,11 +6,9 @@ import math
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from uir import build
 from uir.checkpoint import load_checkpoint, load_weights
@@ -30,14 +28,6 @@ from uir.train import train
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny_test.yaml"
 TINY = ["nafnet-tiny", "restormer-tiny", "promptir-tiny"]
 LABELS = ["noise", "haze", "rain-streaks"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _method(name: str, **options: object) -> MaskDCPT:
@@ -175,27 +165,6 @@ def test_loss_overfits_one_batch() -> None:
 # --------------------------------------------------------------------------- pre-train → fine-tune
 
 
-def _photo(rng: np.random.Generator, h: int, w: int) -> Image.Image:
-    base = rng.integers(40, 220, (h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
-    return Image.fromarray(base).resize((w, h), Image.BICUBIC)
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The layout of configs/tiny_test.yaml: ``clean/`` (4 photos), ``rain/lq`` and ``rain/gt`` (2 pairs)."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    for sub in ("clean", "rain/lq", "rain/gt"):
-        (root / sub).mkdir(parents=True)
-    for i in range(4):
-        _photo(rng, 45, 61).save(root / "clean" / f"{i}.png")
-    for i in range(2):
-        gt = _photo(rng, 40, 50)
-        gt.save(root / "rain" / "gt" / f"{i}.png")
-        _photo(rng, 40, 50).save(root / "rain" / "lq" / f"{i}.png")
-    return root
-
-
 def _config(**sections: dict) -> Config:
     raw = yaml.safe_load(CONFIG.read_text())
     raw["optim"] |= {"total_iters": 2, "warmup_iters": 0}
@@ -207,24 +176,24 @@ def _config(**sections: dict) -> Config:
 
 
 @pytest.fixture(scope="module")
-def pretrained(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pretrained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two MaskDCPT steps of nafnet-tiny on the tiny data."""
     run_dir = tmp_path_factory.mktemp("pretrain")
     cfg = _config(method={"name": "maskdcpt", "head_width": 8})
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UIR_DATA_ROOT", str(data_root))
+        mp.setenv("UIR_DATA_ROOT", str(tiny_data))
         assert train(cfg, run_dir, progress=False).finished
     return run_dir
 
 
 def test_pretrain_then_finetune_starts_from_the_pretrained_backbone(
-    pretrained: Path, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pretrained: Path, tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     state = load_checkpoint(pretrained / "last.ckpt")
     assert state["labels"] == LABELS and "head.fc.weight" in state["method"]
     assert state["method"]["head.fc.weight"].shape[0] == len(LABELS)
 
-    monkeypatch.setenv("UIR_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("UIR_DATA_ROOT", str(tiny_data))
     cfg = _config(model={"init": str(pretrained / "last.ckpt")})
     assert train(cfg, tmp_path, stop_at=0, progress=False).step == 0  # saves the initial weights, no step
     started = load_checkpoint(tmp_path / "last.ckpt")

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -27,55 +26,18 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny_test.yaml"
 TOTAL = 8  # optim.total_iters of tiny_test.yaml
 
 
-def _photo(rng: np.random.Generator, h: int, w: int) -> Image.Image:
-    base = rng.integers(40, 220, (h // 4 + 2, w // 4 + 2, 3)).astype(np.uint8)
-    return Image.fromarray(base).resize((w, h), Image.BICUBIC)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> object:
-    """Tiny nets run fastest on one thread, and tests run side by side (pytest -n 2).
-
-    Module-scoped, so that the reference run uses it too: bit-exactness holds for one thread count.
-    """
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``clean/``: 5 photos 45×61; ``rain/lq``, ``rain/gt``: 3 pairs 40×50 (smaller than nothing: crops are 32)."""
-    root = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    (root / "clean").mkdir()
-    for i in range(5):
-        _photo(rng, 45, 61).save(root / "clean" / f"{i}.png")
-    for sub in ("lq", "gt"):
-        (root / "rain" / sub).mkdir(parents=True)
-    for i in range(3):
-        gt = _photo(rng, 40, 50)
-        gt.save(root / "rain" / "gt" / f"{i}.png")
-        streaks = 40 * (rng.random((40, 50, 1)) > 0.9)
-        Image.fromarray(np.minimum(np.asarray(gt, np.int32) + streaks, 255).astype(np.uint8)).save(
-            root / "rain" / "lq" / f"{i}.png"
-        )
-    return root
-
-
 @pytest.fixture
-def cfg(data_root: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
-    monkeypatch.setenv("UIR_DATA_ROOT", str(data_root))
+def cfg(tiny_data: Path, monkeypatch: pytest.MonkeyPatch) -> Config:
+    monkeypatch.setenv("UIR_DATA_ROOT", str(tiny_data))
     return load_config(CONFIG)
 
 
 @pytest.fixture(scope="module")
-def full_run(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def full_run(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One uninterrupted run of tiny_test.yaml, the reference of the resume tests."""
     run_dir = tmp_path_factory.mktemp("full")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("UIR_DATA_ROOT", str(data_root))
+        mp.setenv("UIR_DATA_ROOT", str(tiny_data))
         result = train(load_config(CONFIG), run_dir, progress=False)
     assert result.finished and result.step == TOTAL and result.stopped is None
     return run_dir
@@ -242,14 +204,14 @@ def test_exports_load_as_restorers(full_run: Path, odd_photo: torch.Tensor) -> N
     assert restorer.name == "last"
 
 
-def test_ddp_two_processes_on_cpu(data_root: Path, tmp_path: Path) -> None:
+def test_ddp_two_processes_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
     script = tmp_path / "ddp_train.py"
     script.write_text(
         "import pathlib, sys\nfrom uir.config import load_config\nfrom uir.train import train\n"
         "result = train(load_config(sys.argv[1]), sys.argv[2], progress=False)\n"
         "pathlib.Path(sys.argv[3], f'rank{result.rank}').write_text(str(result.step))\n"
     )
-    env = {**os.environ, "UIR_DATA_ROOT": str(data_root), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "UIR_DATA_ROOT": str(tiny_data), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     run_dir = tmp_path / "run"
     done = subprocess.run(

@@ -161,7 +161,12 @@ def load_weights(path: str | Path) -> Weights:
     )
 
 
-def _load_safetensors(path: Path) -> Weights:
+def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, Tensor]]:
+    """The metadata and tensors of a ``.safetensors`` file.
+
+    Raises:
+        UirError: a missing, truncated or foreign file (one line).
+    """
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -170,6 +175,11 @@ def _load_safetensors(path: Path) -> Weights:
             state = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118  (not a dict)
     except (SafetensorError, OSError) as err:
         raise UirError(f"{path}: not a readable safetensors file ({err})") from err
+    return meta, state
+
+
+def _load_safetensors(path: Path) -> Weights:
+    meta, state = read_safetensors(path)
     if meta.get("format") != SAFETENSORS_FORMAT or "backbone" not in meta:
         raise UirError(f"{path}: safetensors without uir metadata (format=uir, backbone=...); cannot rebuild it")
     try:

@@ -350,14 +350,9 @@ def load_classifier(path: str | Path) -> DegradationClassifier:
 
 
 def _classifier_from_file(path: Path) -> DegradationClassifier:
-    from safetensors import SafetensorError, safe_open
+    from uir.checkpoint import read_safetensors
 
-    try:
-        with safe_open(str(path), framework="pt") as file:
-            meta = dict(file.metadata() or {})
-            state = {key: file.get_tensor(key) for key in file.keys()}  # noqa: SIM118  (not a dict)
-    except (SafetensorError, OSError) as err:
-        raise UirError(f"{path}: not a readable safetensors file ({err})") from err
+    meta, state = read_safetensors(path)
     if meta.get("format") != CLASSIFIER_FORMAT:
         raise UirError(f"{path}: not a MaskDCPT classifier (made by export_classifier); restoration weights?")
     labels, head, overrides = (json.loads(meta[k]) for k in ("labels", "head", "overrides"))
