@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from functools import partial
 
 import torch
 
@@ -41,7 +42,7 @@ def main() -> None:
     engines = {name: uir.load(args.model, engine=name) for name in ("torch", "onnx")}
     print(f"{args.model} at {args.size}², {torch.get_num_threads()} thread(s), median of {args.runs}")
     for mode, tile in (("whole image", 0), ("tiled (the model's tile)", None)):
-        times = {n: median_seconds(lambda m=m: m.restore_tensor(lq, tile=tile), args.runs) for n, m in engines.items()}
+        times = {n: median_seconds(partial(m.restore_tensor, lq, tile=tile), args.runs) for n, m in engines.items()}
         ratio = times["torch"] / times["onnx"]
         print(f"  {mode:26s} torch {times['torch']:.2f} s   onnxruntime {times['onnx']:.2f} s   ({ratio:.2f}×)")
 

@@ -77,7 +77,7 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
         ({}, ["optim.betas=[0.9]"], r"^--set optim\.betas=\[0\.9\]: expected a list \[number, number\]"),
         ({}, ["train.nope=1"], r"^--set train\.nope=1: unknown key 'train\.nope'"),
         ({}, ["optim.lr"], r"--set takes KEY=VALUE"),
-        ({}, ["method.name=foo"], r"unknown method 'foo'; known: (\w+, )*supervised"),
+        ({}, ["method.name=foo"], r"unknown method 'foo'; known: ([\w-]+, )*supervised"),
         ({}, ["method.loss=l2"], r"method\.loss=l2: expected one of 'l1', 'charbonnier'"),
         ({"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5}]}}, ["data.sources.2.repeat=1"], r"0\.\.0"),
         (

@@ -8,6 +8,7 @@ The Python API (``uir.api``, re-exported here and imported on first use, so ``im
     >>> import uir
     >>> model = uir.load()                  # the shipped default model
     >>> restored = model.restore(photo)     # doctest: +SKIP
+    >>> report = uir.inspect_image(photo)   # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "__version__", "load", "restore_image"]
+__all__ = ["Model", "__version__", "inspect_image", "load", "restore_image"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Model", "load", "restore_image"):  # (uir.restore is the tiling module)
+    if name in ("Model", "inspect_image", "load", "restore_image"):  # (uir.restore is the tiling module)
         from uir import api
 
         return getattr(api, name)

@@ -22,7 +22,8 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -30,6 +31,9 @@ from PIL import Image
 from torch import Tensor
 
 from uir.errors import UirError
+
+if TYPE_CHECKING:
+    from uir.inspection import Inspection
 
 ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image, Tensor)
 
@@ -134,19 +138,82 @@ class Model:
         return Image.fromarray(restored, mode)
 
 
-def load(model: str = "default", device: str = "cpu") -> Model:
+ENGINES = ("torch", "onnx")
+"""What runs a learned model: torch, or onnxruntime on an ONNX export of it (``pip install 'uir[onnx]'``)."""
+
+
+def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> Model:
     """Load a model by name (``default``, a shipped model, a classic baseline) or from a file.
 
     Args:
-        model: a registered name (``uir eval --list``) or a ``.safetensors`` / ``.ckpt`` path.
+        model: a registered name (``uir eval --list``) or a ``.safetensors`` / ``.ckpt`` / ``.onnx`` path.
         device: ``cpu``, ``cuda``, ``cuda:1``...
+        engine: ``torch``, or ``onnx``: run a learned model with onnxruntime, exported on first use into the
+            cache (``$UIR_CACHE``, default ``~/.cache/uir``; see ``uir.export``). ``.onnx`` files always run
+            with onnxruntime.
 
     Raises:
-        UirError: an unknown name or a file uir cannot load (one line, naming the valid names).
+        UirError: an unknown name or a file uir cannot load (one line, naming the valid names); ``engine="onnx"``
+            for a classic baseline, or without the onnx extra.
+
+    Example:
+        >>> fast = uir.load("default", engine="onnx")  # doctest: +SKIP
+        >>> fast.restore(photo)  # doctest: +SKIP
     """
     from uir.restorers import load_restorer
 
+    if engine not in ENGINES:
+        raise UirError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "onnx":
+        from uir.export import load_onnx_engine
+
+        return Model(load_onnx_engine(model, device=device), "cpu")
     return Model(load_restorer(model, device=device), device)
+
+
+def inspect_image(
+    image: ImageLike,
+    *,
+    classifier: str | Path | None = None,
+    tree: str | Path | None = None,
+    perceiver: str | Path | None = None,
+    device: str = "cpu",
+) -> Inspection:
+    """What is wrong with an image (NumPy array, PIL image or ``(1, 3, H, W)`` tensor): see ``uir.inspection``.
+
+    Args:
+        classifier: a MaskDCPT classifier file (degradation types with probabilities).
+        tree: an AMIRNet model file (the image's path through its tree).
+        perceiver: a quality perceiver file (the probabilities of the low, medium and high tiers).
+
+    Returns:
+        An ``Inspection``: PIQE (and its grade), NIQE, what the given parts see, and a plain verdict.
+
+    Example:
+        >>> import uir
+        >>> report = uir.inspect_image(np.zeros((128, 128, 3), np.uint8))
+        >>> report.piqe_grade
+        'bad'
+    """
+    from uir.inspection import Inspector
+
+    if isinstance(image, Tensor):
+        tensor = image[None] if image.ndim == 3 else image
+    elif isinstance(image, (np.ndarray, Image.Image)):
+        tensor = _to_rgb_tensor(image)
+    else:
+        raise UirError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
+    return Inspector.from_files(classifier, tree, perceiver, device=device).inspect(tensor.float())
+
+
+def _to_rgb_tensor(image: np.ndarray | Image.Image) -> Tensor:
+    """``(1, 3, H, W)`` float in [0, 1] from an array or PIL image (alpha dropped, gray repeated)."""
+    from uir import io
+
+    try:
+        return io.to_tensor(image)
+    except (ValueError, TypeError) as err:
+        raise UirError(f"cannot read the image: {err}") from err
 
 
 def restore_image(image: ImageLike, model: str | Model = "default", **kwargs: Any) -> ImageLike:

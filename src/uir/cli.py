@@ -16,7 +16,7 @@ from uir import __version__
 from uir.errors import UirError
 
 # Subcommand modules, in the order ``uir --help`` lists them.
-COMMANDS = ("degrade", "restore", "eval", "train", "bench-speed", "data")
+COMMANDS = ("degrade", "restore", "inspect", "eval", "train", "export", "bench-speed", "data")
 
 EPILOG = """examples:
   uir degrade --list                                  every degradation type and its parameter ranges
@@ -26,6 +26,7 @@ EPILOG = """examples:
   uir eval --model nlm dcp --benchmark uir-5d --data-root ../shared/data --out runs/eval
   uir train configs/nafnet_cpu_5d.yaml                train a model (resumable; DDP under torchrun)
   uir restore photos/ -o out/ --model runs/nafnet_cpu_5d/final.safetensors
+  uir export --onnx -o nafnet.onnx                    the default model as ONNX, checked with onnxruntime
   uir bench-speed                                     cost and CPU latency of every backbone preset
 
 Run 'uir COMMAND --help' for the options and examples of each command.

@@ -55,7 +55,7 @@ class ModelRestorer:
         backbone: nn.Module,
         labels: Sequence[str] = (),
         device: str = "cpu",
-        tile_size: int = 512,
+        tile_size: int = 1024,
         flips: int = 1,
     ) -> None:
         if flips not in (1, 2, 4):

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from uir import io
 from uir.commands._batch import output_names, run_each
 from uir.errors import UirError
+
+if TYPE_CHECKING:
+    from uir.api import Model
+
+logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
   uir restore photo.jpg -o out/                               the shipped default model
@@ -15,11 +22,16 @@ EPILOG = """examples:
   uir restore photo.jpg -o out/ --model runs/nafnet/final.safetensors
   uir restore photos/ "more/*.png" -o out/ --model nlm          a classic baseline (see uir eval --list)
   uir restore big.tif -o out/ --model M --tile 512 --device cuda
+  uir restore photo.jpg -o out/ --engine torch                run in torch even where onnxruntime could
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
 than the tile are restored in overlapping tiles, so memory stays bounded. The default model is the one shipped
 inside uir (`default`, see docs/models/); `uir eval --list` names the others.
+
+--engine auto (the default) runs learned models on the CPU with onnxruntime when the onnx extra is installed
+(pip install 'uir[onnx]'; faster than torch), exporting the model once into ~/.cache/uir/onnx ($UIR_CACHE), and
+with torch otherwise. .onnx files (uir export) always run with onnxruntime.
 """
 
 
@@ -40,6 +52,9 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's; 0 = whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
+    p.add_argument(
+        "--engine", choices=("auto", "torch", "onnx"), default="auto", help="what runs the model (default auto)"
+    )
     p.add_argument("--overwrite", action="store_true", help="allow writing over an input file")
     p.add_argument("-r", "--recursive", action="store_true", help="look for images in sub-folders too")
     p.set_defaults(run=run)
@@ -50,13 +65,28 @@ def _suffix(path: Path) -> str:
     return ".png" if ext in (".jpg", ".jpeg", ".webp", ".bmp") else ext
 
 
-def run(args: argparse.Namespace) -> int:
+def _load(spec: str, device: str, engine: str) -> Model:
+    """The model on ``engine``; ``auto`` is onnxruntime where it suits (``prefers_onnx``), falling back to torch."""
     from uir.api import load
+    from uir.export import prefers_onnx
+
+    logging.getLogger("uir.export").setLevel(logging.INFO)  # say so when the first use exports (~15 s)
+    if engine != "auto":
+        return load(spec, device=device, engine=engine)
+    if prefers_onnx(spec, device):
+        try:
+            return load(spec, device=device, engine="onnx")
+        except UirError as err:
+            logger.warning("onnxruntime cannot run %s (%s); using torch", spec, err)
+    return load(spec, device=device)
+
+
+def run(args: argparse.Namespace) -> int:
     from uir.viz import before_after
 
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")
-    model = load(args.model, device=args.device)
+    model = _load(args.model, args.device, args.engine)
     paths = io.list_images(args.inputs, recursive=args.recursive)
     names = {p: Path(f"{out}{_suffix(p)}") for p, out in output_names(paths, args.out, "").items()}
 

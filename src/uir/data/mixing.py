@@ -119,15 +119,20 @@ class MixedDataset(Dataset):
         name = self.fixed_labels[source] or sample["label"]
         if name not in self.index:
             raise UirError(f"a sample of source {source} has label {name!r}, not in this run's {self.labels}")
-        # The keys every source has, so that samples of different sources batch together.
-        return {
+        # The keys every source has, so that samples of different sources batch together; ``record`` is None
+        # where a source draws none, ``medium`` (quality tiers) only comes from tiers manifests.
+        out = {
             "lq": sample["lq"],
             "gt": sample["gt"],
             "label": torch.tensor(self.index[name]),
             "task": name,
             "source": source,
             "path": sample["path"],
+            "record": sample.get("record"),
         }
+        if "medium" in sample:
+            out["medium"] = sample["medium"]
+        return out
 
 
 class MixSampler(Sampler[list[Key]]):

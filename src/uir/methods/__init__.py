@@ -63,6 +63,7 @@ def build_method(backbone: nn.Module, config: Any, **helpers: nn.Module) -> nn.M
 
 from uir.methods import amirnet  # noqa: E402, F401  (registers itself)
 from uir.methods.maskdcpt import MaskDCPT, MaskDCPTConfig, export_classifier, load_classifier  # noqa: E402
+from uir.methods.perceiver import export_perceiver, load_perceiver  # noqa: E402, F401  (Perceive-IR)
 from uir.methods.supervised import Supervised, SupervisedConfig  # noqa: E402  (registers itself)
 
 __all__ = [

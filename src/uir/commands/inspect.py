@@ -1,0 +1,60 @@
+"""``uir inspect``: what is wrong with these photos (quality scores, and what the learned parts given see)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from uir import io
+from uir.commands._batch import run_each
+
+EPILOG = """examples:
+  uir inspect photo.jpg                                   PIQE (with its grade) and NIQE, and a verdict
+  uir inspect photos/ --json > report.json                one JSON object per image, in a list
+  uir inspect photo.jpg --classifier runs/nafnet_maskdcpt_pretrain/classifier.safetensors
+  uir inspect photo.jpg --tree runs/nafnet_amirnet/final.safetensors
+
+--classifier takes a MaskDCPT classifier (export_classifier's file, or the pre-training run folder) and names the
+degradation types with their probabilities; --tree takes an AMIRNet model and gives the image's path through its
+tree; --perceiver takes a quality perceiver (low / medium / high tiers). Without them, the scores alone speak:
+PIQE's grade (0-20 excellent, 21-35 good, 36-50 fair, 51-80 poor, 81-100 bad). Learned parts look at the centre
+512x512 crop at full resolution; the scores are taken on the image shrunk to a 1024 long side.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
+    p = subparsers.add_parser(
+        "inspect",
+        help="say what is wrong with photos",
+        description="Inspect photos: no-reference quality, degradation types, tree path, quality tier.",
+        epilog=EPILOG,
+        formatter_class=formatter,
+    )
+    p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
+    p.add_argument("--classifier", help="a MaskDCPT classifier file or run folder")
+    p.add_argument("--tree", help="an AMIRNet model file (nafnet-ftb-* weights)")
+    p.add_argument("--perceiver", help="a quality perceiver file")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
+    p.add_argument("-r", "--recursive", action="store_true", help="look for images in sub-folders too")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from uir.inspection import Inspector
+
+    inspector = Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
+    paths = io.list_images(args.inputs, recursive=args.recursive)
+    reports = []
+
+    def work(path: Path) -> None:
+        report = inspector.inspect(io.read_image(path).image, str(path))
+        reports.append(report.to_dict())
+        if not args.json:
+            print(report.to_text(), flush=True)
+
+    code = run_each(paths, work, desc="inspecting")
+    if args.json:
+        print(json.dumps(reports, indent=2))
+    return code

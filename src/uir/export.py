@@ -1,0 +1,409 @@
+"""ONNX export of learned models, and ``OnnxRestorer``, which runs an exported file with onnxruntime.
+
+``export_onnx`` writes the backbone with dynamic height and width (the dynamo exporter; the TorchScript one
+when dynamo fails), the model's name, labels and size multiple as ONNX metadata, then checks the file against
+torch on a real photo at its own odd size. Importing this module registers a loader for ``.onnx`` files, so
+``uir.load("model.onnx")`` and ``uir restore --model model.onnx`` run them; ``uir.load(name, engine="onnx")``
+exports a model once into the cache (``$UIR_CACHE``, default ``~/.cache/uir``) and runs that file.
+Needs the ``onnx`` extra: ``pip install 'uir[onnx]'``.
+
+Example:
+    >>> from uir.export import export_onnx
+    >>> report = export_onnx("default", "nafnet.onnx")  # doctest: +SKIP
+    >>> print(report.summary())  # doctest: +SKIP
+    exported nafnet-small-uir to nafnet.onnx (22.1 MB, dynamo exporter, opset 20, dynamic H and W)
+    checked on chelsea.png (300×451): max |onnxruntime − torch| = 7.2e-07
+    ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from uir import __version__
+from uir.errors import UirError
+from uir.restorers import Restorer, register_loader
+
+if TYPE_CHECKING:
+    from uir.api import Model
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'uir[onnx]'"
+CHECK_IMAGE = Path(__file__).resolve().parents[2] / "examples" / "clean" / "chelsea.png"
+"""The photo ``export_onnx`` checks on by default (in a source checkout of uir)."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What ``export_onnx`` wrote, and how the file compares with torch (check fields are None when unchecked).
+
+    Attributes:
+        path: the ``.onnx`` file.
+        model: the exported model's name.
+        exporter: ``dynamo`` or ``torchscript`` (the fallback).
+        opset: the ONNX opset of the file.
+        file_bytes: its size.
+        export_seconds: how long exporting took.
+        image: the photo it was checked on; ``image_size`` its ``(H, W)``.
+        max_abs_diff: the largest ``|onnxruntime − torch|`` over the restored photo (values in [0, 1]).
+        torch_seconds: median time of a torch forward pass on the photo; ``onnx_seconds`` onnxruntime's.
+        threads: CPU threads both used.
+    """
+
+    path: Path
+    model: str
+    exporter: str
+    opset: int
+    file_bytes: int
+    export_seconds: float
+    image: Path | None = None
+    image_size: tuple[int, int] | None = None
+    max_abs_diff: float | None = None
+    torch_seconds: float | None = None
+    onnx_seconds: float | None = None
+    threads: int = 1
+
+    def summary(self) -> str:
+        """The report as a few lines of text (what ``uir export`` prints)."""
+        lines = [
+            f"exported {self.model} to {self.path} ({self.file_bytes / 1e6:.1f} MB, {self.exporter} exporter, "
+            f"opset {self.opset}, dynamic H and W) in {self.export_seconds:.1f} s"
+        ]
+        if self.image is not None and self.image_size is not None:
+            height, width = self.image_size
+            lines.append(
+                f"checked on {self.image.name} ({height}×{width}): max |onnxruntime − torch| = {self.max_abs_diff:.2e}"
+            )
+            speedup = (self.torch_seconds or 0.0) / max(self.onnx_seconds or 0.0, 1e-9)
+            threads = f"{self.threads} CPU thread{'s' * (self.threads > 1)}"
+            lines.append(
+                f"time per image ({threads}, median): torch {self.torch_seconds:.3f} s, "
+                f"onnxruntime {self.onnx_seconds:.3f} s (onnxruntime {speedup:.2f}× torch's speed)"
+            )
+        return "\n".join(lines)
+
+
+class OnnxRestorer:
+    """An exported ``.onnx`` model behind the ``Restorer`` interface, run by onnxruntime.
+
+    Images are padded to the model's size multiple here, as the backbone does in torch, so any size works and
+    the result equals torch's to float precision. Batches run image by image.
+
+    Args:
+        path: an ``.onnx`` file written by ``export_onnx`` (other single-input image models load too, named
+            after the file).
+        device: ``cpu``; ``cuda`` uses onnxruntime's CUDA provider where it is installed.
+        threads: intra-op threads (default: ``torch.get_num_threads()``, which follows ``OMP_NUM_THREADS``).
+
+    Attributes:
+        name, labels, tile_size, size_multiple: from the file's metadata.
+
+    Example:
+        >>> model = OnnxRestorer("nafnet.onnx")  # doctest: +SKIP
+        >>> model.restore(torch.rand(1, 3, 37, 53)).shape  # doctest: +SKIP
+        torch.Size([1, 3, 37, 53])
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+        ort = _require("onnxruntime")
+        self.path = Path(path)
+        self.device = torch.device(device)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3  # errors only: its warnings are about graph details, not the user's input
+        providers = ["CPUExecutionProvider"]
+        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
+            providers.insert(0, "CUDAExecutionProvider")
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as err:  # onnxruntime raises its own exception types, not exported in a stable place
+            raise UirError(f"{self.path}: not an ONNX model onnxruntime can run ({_first_line(err)})") from err
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.name: str = meta.get("name", self.path.stem)
+        self.labels: list[str] = json.loads(meta.get("labels", "[]"))
+        self.size_multiple = int(meta.get("size_multiple", 1))
+        self.tile_size = int(meta.get("tile_size", 1024))
+        self._input = self.session.get_inputs()[0].name
+
+    def restore(self, lq: Tensor, tasks: Sequence[str] | None = None) -> Tensor:
+        """Restore ``lq`` ``(B, 3, H, W)`` float in [0, 1]; the same shape, in [0, 1], on ``lq``'s device.
+
+        ``tasks`` is ignored: the model is all-in-one.
+        """
+        from uir.models.layers import crop, pad_to_multiple
+
+        if not isinstance(lq, Tensor) or lq.ndim != 4 or lq.shape[1] != 3 or not lq.is_floating_point():
+            shape = tuple(lq.shape) if isinstance(lq, Tensor) else type(lq).__name__
+            raise UirError(f"{self.name}: expects a (B, 3, H, W) float tensor in [0, 1], got {shape}")
+        height, width = lq.shape[-2:]
+        # Padding here, as the backbone would, keeps the graph on the path it was traced on (its own pad is 0).
+        padded = pad_to_multiple(lq.detach().to("cpu", torch.float32), self.size_multiple)
+        outputs = [self.session.run(None, {self._input: image[None].numpy()})[0] for image in padded]
+        restored = crop(torch.from_numpy(np.concatenate(outputs)), height, width)
+        return restored.clamp(0.0, 1.0).to(lq.device, lq.dtype)
+
+    def __repr__(self) -> str:
+        return f"OnnxRestorer(name={self.name!r}, path={str(self.path)!r})"
+
+
+def export_onnx(
+    model: str | Model, path: str | Path, *, opset: int | None = None, check: str | Path | bool = True, runs: int = 3
+) -> ExportReport:
+    """Export a learned model's backbone to ONNX with dynamic H and W, then check it against torch.
+
+    Args:
+        model: a model name (``default``), a ``.safetensors``/``.ckpt`` path, or a loaded ``uir.Model``.
+        path: the ``.onnx`` file to write (atomically; a single file, weights included).
+        opset: the ONNX opset (default: the exporter's).
+        check: the photo to compare onnxruntime with torch on, at its own size (``True``: ``CHECK_IMAGE``;
+            ``False``: no check).
+        runs: timed runs of each engine on the photo (the report gives the median).
+
+    Returns:
+        The report: exporter used, file size, and with a check the max abs difference and both timings.
+
+    Raises:
+        UirError: a classic baseline (nothing to export), onnx/onnxscript/onnxruntime missing, or both
+            exporters failed.
+
+    Example:
+        >>> report = export_onnx("default", "nafnet.onnx", check="photo.png")  # doctest: +SKIP
+        >>> report.max_abs_diff < 1e-4  # doctest: +SKIP
+        True
+    """
+    restorer = _learned(model)
+    _require("onnx", "onnxscript", "onnxruntime")
+    image = None if check is False else Path(CHECK_IMAGE if check is True else check)
+    if image is not None and not image.is_file():
+        raise UirError(f"{image}: no such image to check the export on")
+    start = time.perf_counter()
+    exporter, opset_used, size = _write_onnx(restorer, Path(path), opset)
+    report = ExportReport(Path(path), restorer.name, exporter, opset_used, size, time.perf_counter() - start)
+    logger.info("exported %s to %s with the %s exporter", restorer.name, path, exporter)
+    return report if image is None else _check(report, restorer, image, runs)
+
+
+def load_onnx_engine(spec: str, device: str = "cpu") -> OnnxRestorer:
+    """Run a model with onnxruntime: an ``.onnx`` file as it is, a learned model exported once into the cache.
+
+    The cached file is ``<cache>/onnx/<name>-<digest>.onnx``, the digest covering the weights file, uir's and
+    torch's versions, so new weights or a new uir export again. ``<cache>`` is ``$UIR_CACHE`` or ``~/.cache/uir``.
+
+    Raises:
+        UirError: a classic baseline, an unknown model, or the onnx extra missing.
+    """
+    if Path(spec).suffix == ".onnx":
+        return OnnxRestorer(spec, device)
+    restorer = _learned(spec)
+    path = cache_dir() / "onnx" / f"{restorer.name}-{_digest(spec, restorer)}.onnx"
+    if not path.is_file():
+        _require("onnx", "onnxscript", "onnxruntime")
+        logger.info("exporting %s to %s for onnxruntime (once)", spec, path)
+        _write_onnx(restorer, path, None)
+    return OnnxRestorer(path, device)
+
+
+def prefers_onnx(spec: str, device: str = "cpu") -> bool:
+    """Whether onnxruntime should run ``spec`` (what ``uir restore --engine auto`` asks).
+
+    Yes for a learned model (a shipped name or a model file) on the CPU with the onnx extra installed: on one
+    thread it restores the default model faster than torch (``benchmarks/onnx_speed.py`` measures both).
+    """
+    from uir.pretrained import SHIPPED, SUFFIXES
+
+    learned = spec in (*SHIPPED, "default") or Path(spec).suffix in (*SUFFIXES, ".onnx")
+    installed = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
+    return learned and installed and torch.device(device).type == "cpu"
+
+
+def cache_dir() -> Path:
+    """Where uir caches derived files: ``$UIR_CACHE``, else ``~/.cache/uir``."""
+    return Path(os.environ.get("UIR_CACHE") or Path.home() / ".cache" / "uir")
+
+
+def load_onnx_file(path: Path, device: str) -> Restorer | None:
+    """The ``register_loader`` hook: an ``OnnxRestorer`` for ``.onnx`` files, ``None`` for other files."""
+    return OnnxRestorer(path, device) if path.suffix == ".onnx" else None
+
+
+class _Forward(nn.Module):
+    """The backbone's ``forward(lq)`` alone, so the exported graph has one input, ``lq``, whatever else it takes."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, lq: Tensor) -> Tensor:
+        return self.backbone(lq)
+
+
+def _learned(model: Any) -> Any:
+    """The ``ModelRestorer`` behind a name, a path or a ``uir.Model``; a one-line error for anything else."""
+    from uir.restorers import load_restorer
+
+    restorer = load_restorer(model, "cpu") if isinstance(model, str) else getattr(model, "restorer", model)
+    if isinstance(restorer, OnnxRestorer):
+        raise UirError(f"{restorer.name} is already an ONNX model ({restorer.path})")
+    if not isinstance(getattr(restorer, "backbone", None), nn.Module):
+        name = getattr(restorer, "name", type(restorer).__name__)
+        raise UirError(f"{name} is a classic baseline, not a learned network: only learned models export to ONNX")
+    return restorer
+
+
+def _cpu_backbone(restorer: Any) -> nn.Module:
+    """The restorer's backbone in eval mode on the CPU: itself if it is there, else a copy (the caller's stays)."""
+    backbone = restorer.backbone
+    on_cpu = all(t.device.type == "cpu" for t in itertools.chain(backbone.parameters(), backbone.buffers()))
+    return (backbone if on_cpu else copy.deepcopy(backbone).to("cpu")).eval()
+
+
+def _write_onnx(restorer: Any, path: Path, opset: int | None) -> tuple[str, int, int]:
+    """Export, add the metadata, write ``path`` atomically; returns (exporter, opset, file size)."""
+    import onnx
+
+    from uir.io import atomic_write_bytes
+
+    backbone = _Forward(_cpu_backbone(restorer))
+    multiple = int(getattr(restorer.backbone, "size_multiple", 1))
+    with tempfile.TemporaryDirectory(prefix="uir-onnx-") as folder:
+        exporter = _export_graph(backbone, multiple, Path(folder) / "model.onnx", opset)
+        proto = onnx.load(str(Path(folder) / "model.onnx"))
+    meta = {"name": restorer.name, "labels": json.dumps(list(restorer.labels)), "size_multiple": str(multiple)}
+    meta |= {"tile_size": str(getattr(restorer, "tile_size", 1024)), "uir_version": __version__, "exporter": exporter}
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, meta)
+    data = proto.SerializeToString()
+    atomic_write_bytes(path, data)
+    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return exporter, opset_used, len(data)
+
+
+def _export_graph(backbone: nn.Module, multiple: int, path: Path, opset: int | None) -> str:
+    """Export with the dynamo exporter, else the TorchScript one; returns which one wrote ``path``."""
+    # Sizes of at least twice the multiple: below, padding and the 1-pixel bottleneck take other code paths.
+    example = torch.rand(1, 3, 2 * multiple + 5, 2 * multiple + 11, generator=torch.Generator().manual_seed(0))
+    names = {"input_names": ["lq"], "output_names": ["restored"], "opset_version": opset}
+    height = torch.export.Dim("height", min=2 * multiple, max=16384)
+    width = torch.export.Dim("width", min=2 * multiple, max=16384)
+    try:
+        with _quiet():
+            torch.onnx.export(
+                backbone, (example,), str(path), dynamo=True, external_data=False, verbose=False,
+                dynamic_shapes=({2: height, 3: width},), **names,
+            )  # fmt: skip
+        return "dynamo"
+    except Exception as err:  # the exporter raises from deep inside torch.export, of many types
+        dynamo_error = _first_line(err)
+        logger.warning("the dynamo exporter failed (%s); trying the TorchScript exporter", dynamo_error)
+    axes = {"lq": {2: "height", 3: "width"}, "restored": {2: "height", 3: "width"}}
+    try:
+        with _quiet():
+            torch.onnx.export(backbone, (example,), str(path), dynamo=False, dynamic_axes=axes, **names)
+        return "torchscript"
+    except Exception as err:
+        raise UirError(
+            f"ONNX export failed with both exporters (dynamo: {dynamo_error}; torchscript: {_first_line(err)})"
+        ) from err
+
+
+def _check(report: ExportReport, restorer: Any, image: Path, runs: int) -> ExportReport:
+    """``report`` completed with the max abs difference and the median times of torch and onnxruntime."""
+    from dataclasses import replace
+
+    from uir.io import read_image
+
+    lq = read_image(image).image
+    session = OnnxRestorer(report.path)
+    backbone = _cpu_backbone(restorer)
+    with torch.no_grad():
+        torch_time, expected = _median_time(lambda: backbone(lq), runs)
+    onnx_time, restored = _median_time(lambda: session.restore(lq), runs)
+    return replace(
+        report,
+        image=image,
+        image_size=(lq.shape[-2], lq.shape[-1]),
+        max_abs_diff=(restored - expected.clamp(0, 1)).abs().max().item(),
+        torch_seconds=torch_time,
+        onnx_seconds=onnx_time,
+        threads=torch.get_num_threads(),
+    )
+
+
+def _median_time(fn: Callable[[], Tensor], runs: int) -> tuple[float, Tensor]:
+    """The median of ``runs`` timed calls after one warm-up, and the last result."""
+    result = fn()
+    times = []
+    for _ in range(max(runs, 1)):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), result
+
+
+def _digest(spec: str, restorer: Any) -> str:
+    """16 hex digits naming the weights (their file's bytes, else the tensors) with uir's and torch's versions."""
+    from uir.pretrained import SHIPPED, shipped_path
+
+    digest = hashlib.sha256(f"uir {__version__} torch {torch.__version__}".encode())
+    source = shipped_path(spec) if spec in (*SHIPPED, "default") else Path(spec)
+    if source.is_file():
+        digest.update(source.read_bytes())
+    else:
+        for key, tensor in restorer.backbone.state_dict().items():
+            digest.update(key.encode())
+            digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _require(*modules: str) -> Any:
+    """The last of ``modules``, imported; a one-line install hint when any is missing."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UirError(f"ONNX export and inference need {', '.join(missing)}: {INSTALL_HINT}")
+    return importlib.import_module(modules[-1])
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the exporters' own chatter (progress lines, deprecation and torchvision warnings)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch.export", "onnx_ir", "onnxscript")]
+    levels = [log.level for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
+
+
+register_loader(load_onnx_file)

@@ -1,0 +1,205 @@
+"""What is wrong with this photo: no-reference quality scores plus whatever learned parts are at hand.
+
+An ``Inspector`` always gives PIQE (with the grade its authors attach to the score) and NIQE. Given learned parts
+it adds what they see: a degradation classifier (``uir.methods.load_classifier``, MaskDCPT) gives the types with
+their probabilities, an AMIRNet model (a ``nafnet-ftb-*`` backbone) the image's path through its tree, and a
+quality perceiver the probabilities of the three quality tiers (low, medium, high). The verdict says plainly
+what the evidence supports: clean, degraded by what, or unsure (a degradation the classifier does not know).
+
+Example:
+    >>> import torch
+    >>> report = Inspector().inspect(torch.rand(1, 3, 128, 128))
+    >>> report.piqe_grade in PIQE_GRADES, report.degradations is None
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from uir.errors import UirError
+
+PIQE_GRADES = ("excellent", "good", "fair", "poor", "bad")
+"""PIQE's quality scale (Venkatanath et al., 2015): 0–20 excellent, 21–35 good, 36–50 fair, 51–80 poor, 81–100 bad."""
+
+SCORE_SIDE = 1024
+"""No-reference scores are taken on the image shrunk to this long side (as the ``real`` benchmark does)."""
+
+CROP_SIDE = 512
+"""Learned parts look at the centre crop of this side, at the image's own resolution (degradations such as noise
+change when an image is shrunk)."""
+
+UNSURE = 0.35
+"""Below this top probability the classifier's answer is reported as unsure."""
+
+
+class Classifier(Protocol):
+    def classify(self, lq: Tensor) -> dict[str, float]: ...
+
+
+class Perceiver(Protocol):
+    def perceive(self, lq: Tensor) -> dict[str, float]: ...
+
+
+@dataclass
+class Inspection:
+    """One image's report; ``None`` where the part that measures it was not given."""
+
+    path: str | None
+    width: int
+    height: int
+    piqe: float
+    piqe_grade: str
+    niqe: float | None
+    degradations: dict[str, float] | None
+    tree_path: list[int] | None
+    quality_tiers: dict[str, float] | None
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_text(self) -> str:
+        """A few human-readable lines."""
+        name = self.path or "image"
+        lines = [f"{name} ({self.width}×{self.height}): {self.verdict}"]
+        niqe = f", NIQE {self.niqe:.2f}" if self.niqe is not None else ", NIQE – (smaller than 96 px)"
+        lines.append(f"  quality: PIQE {self.piqe:.1f} ({self.piqe_grade}){niqe} (lower is better)")
+        if self.quality_tiers is not None:
+            tiers = ", ".join(f"{k} {v:.0%}" for k, v in self.quality_tiers.items())
+            lines.append(f"  quality tier: {tiers}")
+        if self.degradations is not None:
+            top = list(self.degradations.items())[:5]
+            lines.append("  degradations: " + ", ".join(f"{k} {v:.0%}" for k, v in top))
+        if self.tree_path is not None:
+            lines.append("  tree path: " + " → ".join(str(n) for n in self.tree_path))
+        return "\n".join(lines)
+
+
+def piqe_grade(score: float) -> str:
+    """The PIQE authors' word for a score: excellent, good, fair, poor or bad."""
+    bounds = (20, 35, 50, 80)
+    return next((g for g, b in zip(PIQE_GRADES, bounds, strict=False) if score <= b), PIQE_GRADES[-1])
+
+
+def _center_crop(image: Tensor, side: int) -> Tensor:
+    h, w = image.shape[-2:]
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[..., top : top + side, left : left + side]
+
+
+class Inspector:
+    """Inspects images with the parts it is given (each optional).
+
+    Args:
+        classifier: has ``classify((1, 3, H, W)) -> {type: probability}`` (a MaskDCPT classifier).
+        tree: has ``tree_path((1, 3, H, W)) -> [node per level]`` (an AMIRNet backbone).
+        perceiver: has ``perceive((1, 3, H, W)) -> {"low": p, "medium": p, "high": p}``.
+        device: where the learned parts run.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier | None = None,
+        tree: Any = None,
+        perceiver: Perceiver | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.classifier, self.tree, self.perceiver = classifier, tree, perceiver
+        self.device = torch.device(device)
+
+    @classmethod
+    def from_files(
+        cls,
+        classifier: str | Path | None = None,
+        tree: str | Path | None = None,
+        perceiver: str | Path | None = None,
+        device: str = "cpu",
+    ) -> Inspector:
+        """Load the parts from files: a classifier export (or MaskDCPT run), an AMIRNet model, a perceiver.
+
+        Raises:
+            UirError: a file that is not of the kind its argument expects (one line).
+        """
+        loaded_classifier = loaded_tree = loaded_perceiver = None
+        if classifier is not None:
+            from uir.methods import load_classifier
+
+            loaded_classifier = load_classifier(classifier).to(device)
+        if tree is not None:
+            from uir.restorers import load_restorer
+
+            backbone = getattr(load_restorer(str(tree), device=device), "backbone", None)
+            if not hasattr(backbone, "tree_path"):
+                raise UirError(f"{tree}: not an AMIRNet model (its backbone has no degradation tree)")
+            loaded_tree = backbone
+        if perceiver is not None:
+            loaded_perceiver = _load_perceiver(perceiver, device)
+        return cls(loaded_classifier, loaded_tree, loaded_perceiver, device)
+
+    @torch.no_grad()
+    def inspect(self, image: Tensor, path: str | None = None) -> Inspection:
+        """Inspect one ``(1, 3, H, W)`` RGB image in [0, 1]."""
+        from uir.metrics import niqe, piqe
+        from uir.viz import shrink
+
+        if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+            raise UirError(f"expected a (1, 3, H, W) image, got {tuple(image.shape)}")
+        height, width = image.shape[-2:]
+        small = shrink(image.float().cpu(), SCORE_SIDE)
+        piqe_score = float(piqe(small)[0])
+        niqe_score = float(niqe(small)[0]) if min(small.shape[-2:]) >= 96 else None
+        crop = _center_crop(image, CROP_SIDE).to(self.device, torch.float32)
+        degradations = tiers = tree_path = None
+        if self.classifier is not None:
+            probs = self.classifier.classify(crop)
+            degradations = dict(sorted(probs.items(), key=lambda kv: -kv[1]))
+        if self.perceiver is not None:
+            tiers = self.perceiver.perceive(crop)
+        if self.tree is not None:
+            tree_path = [int(n) for n in self.tree.tree_path(crop)]
+        verdict = _verdict(piqe_score, degradations, tiers)
+        return Inspection(
+            path, int(width), int(height), piqe_score, piqe_grade(piqe_score), niqe_score, degradations, tree_path,
+            tiers, verdict,
+        )  # fmt: skip
+
+
+def _verdict(piqe_score: float, degradations: dict[str, float] | None, tiers: dict[str, float] | None) -> str:
+    """The plain sentence: what the learned parts see, or what PIQE alone can say."""
+    if tiers is not None and tiers.get("high", 0.0) >= 0.6:
+        return f"looks clean (quality tier high, {tiers['high']:.0%})"
+    if degradations:
+        (first, p1), *rest = degradations.items()
+        if p1 < UNSURE:
+            return (
+                f"unsure what is wrong (best guess {first}, {p1:.0%}): it may hold a degradation the classifier "
+                "does not know"
+            )
+        also = [f"{name} ({p:.0%})" for name, p in rest[:2] if p >= 0.2]
+        return f"looks degraded by {first} ({p1:.0%})" + (f", maybe also {', '.join(also)}" if also else "")
+    grade = piqe_grade(piqe_score)
+    return f"PIQE rates it {grade}; no degradation classifier was given, so the type of damage is not named"
+
+
+def _load_perceiver(path: str | Path, device: str) -> Perceiver:
+    """A quality perceiver from a file (``uir.methods.perceiver``'s loader, when that method is installed)."""
+    try:
+        from uir.methods import perceiver as module
+    except ImportError as err:
+        raise UirError("no quality perceiver is available in this version of uir") from err
+    loader: Callable[..., Perceiver] | None = getattr(module, "load_perceiver", None)
+    if loader is None:
+        raise UirError("no quality perceiver loader (uir.methods.perceiver.load_perceiver) in this version of uir")
+    perceiver = loader(path)
+    return perceiver.to(device) if hasattr(perceiver, "to") else perceiver

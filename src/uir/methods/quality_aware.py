@@ -1,0 +1,266 @@
+"""Perceive-IR's quality-aware loss around any backbone (METHODS §4, stage 2 losses).
+
+``L = pixel_weight·L1 + clip_weight·L_clip + dpl_weight·L_dpl`` (the paper: 1, 0.05, 0.1; its ``0.1·L_cl`` of the
+CFE is not part of this method):
+
+- ``L_clip = 1 − softmax(perceiver(restored))["high"]``: a frozen stage-1 :class:`QualityPerceiver` rates the
+  restored image.
+- ``L_dpl``, difficulty-adaptive perceptual loss, in the frozen perceiver encoder's feature space **[ours]** (the
+  paper: VGG16): ``Σ_l w_l·D_l(R, GT) / (2·D_l(R, LQ) + Σ_k α_k·D_l(R, P_k))`` over the last levels with
+  ``w = (1/12, 1/6, 1/3, 1)``, ``D`` the mean absolute feature distance per image, ``P_k`` the outputs of frozen
+  proxy restorers (e.g. the stage-1 medium model). ``α_k`` is per task: 1.25 if proxy ``k``'s PSNR on that
+  task's probe images is ≤ the model's, else 0.75 (1 until first measured).
+- The probe set is the first ``probe_size`` centre crops (``probe_patch`` px) of the training batches; it, the
+  proxies' PSNR, the step and ``α`` are buffers, so a resumed run continues exactly. ``α`` is re-measured every
+  ``probe_every`` steps (the paper: every epoch; a method sees steps).
+
+The perceiver and proxies are frozen (``requires_grad_(False)``, eval mode) and held outside the module tree, so
+they are neither optimised nor saved: the config's paths rebuild them.
+
+Example:
+    >>> from uir.models.backbones import create_backbone
+    >>> from uir.models.heads.perceiver import PerceiverHead, QualityPerceiver
+    >>> encoder = create_backbone("nafnet-tiny")
+    >>> perceiver = QualityPerceiver(encoder, PerceiverHead(encoder.feature_dims, embed_dim=8, prompt_tokens=2))
+    >>> method = QualityAware(create_backbone("nafnet-tiny"), ["noise"], perceiver=perceiver, probe_patch=16)
+    >>> batch = {"lq": torch.rand(2, 3, 24, 24), "gt": torch.rand(2, 3, 24, 24), "label": torch.tensor([0, 0])}
+    >>> loss, logs = method(batch)
+    >>> sorted(logs)
+    ['clip', 'dpl', 'l1']
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from uir.errors import UirError
+from uir.models.heads.perceiver import QualityPerceiver
+
+logger = logging.getLogger(__name__)
+
+LEVEL_WEIGHTS = (1 / 12, 1 / 6, 1 / 3, 1.0)
+
+
+@dataclass
+class QualityAwareConfig:
+    """The ``method:`` section for ``name: quality-aware``.
+
+    Attributes:
+        perceiver: the stage-1 perceiver: a ``perceiver`` run folder, its checkpoint, or its export (required).
+        proxies: restorers whose outputs are L_dpl's proxies ``P_k``: run folders, checkpoints or ``.safetensors``.
+        pixel_weight, clip_weight, dpl_weight: the loss weights (1, 0.05, 0.1).
+        probe_size: images in the fixed probe set.
+        probe_patch: side of their centre crops (at most ``data.crop``).
+        probe_every: steps between two measurements of ``α``.
+        alpha_easy, alpha_hard: ``α_k`` when proxy ``k`` is no better than the model (1.25), or better (0.75).
+    """
+
+    name: Literal["quality-aware"] = "quality-aware"
+    perceiver: str | None = None
+    proxies: tuple[str, ...] = ()
+    pixel_weight: float = 1.0
+    clip_weight: float = 0.05
+    dpl_weight: float = 0.1
+    probe_size: int = 16
+    probe_patch: int = 64
+    probe_every: int = 500
+    alpha_easy: float = 1.25
+    alpha_hard: float = 0.75
+
+    def check(self) -> None:
+        if self.perceiver is None:
+            raise ValueError("quality-aware needs method.perceiver: a perceiver run folder or perceiver.safetensors")
+        if min(self.pixel_weight, self.clip_weight, self.dpl_weight, self.alpha_easy, self.alpha_hard) < 0:
+            raise ValueError("the loss weights and alphas must be >= 0")
+        if self.probe_size < 1 or self.probe_patch < 8 or self.probe_every < 1:
+            raise ValueError("need probe_size >= 1, probe_patch >= 8 and probe_every >= 1")
+
+
+def feature_distance(a: Sequence[Tensor], b: Sequence[Tensor]) -> list[Tensor]:
+    """Per level, the mean absolute difference of two feature lists, per image: a list of ``(B,)``."""
+    return [(x - y).abs().flatten(1).mean(dim=1) for x, y in zip(a, b, strict=True)]
+
+
+def psnr_per_image(restored: Tensor, gt: Tensor) -> Tensor:
+    """PSNR in dB ``(B,)`` of images in [0, 1] (clamped), for ranking only (no border crop, RGB)."""
+    mse = (restored.clamp(0, 1) - gt).square().flatten(1).mean(dim=1)
+    return -10 * torch.log10(mse.clamp_min(1e-10))
+
+
+class QualityAware(nn.Module):
+    """L1 + perceiver rating + difficulty-adaptive perceptual loss around any backbone (module docstring).
+
+    Args:
+        backbone: any restoration backbone.
+        labels: the training data's class names; ``α`` is kept per class.
+        perceiver: the frozen stage-1 perceiver (its encoder is also L_dpl's feature space).
+        proxies: frozen restorers ``lq -> restored`` (may be empty).
+        Other arguments: the fields of :class:`QualityAwareConfig`.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        labels: Sequence[str],
+        *,
+        perceiver: QualityPerceiver,
+        proxies: Sequence[nn.Module] = (),
+        pixel_weight: float = 1.0,
+        clip_weight: float = 0.05,
+        dpl_weight: float = 0.1,
+        probe_size: int = 16,
+        probe_patch: int = 64,
+        probe_every: int = 500,
+        alpha_easy: float = 1.25,
+        alpha_hard: float = 0.75,
+    ) -> None:
+        super().__init__()
+        self.backbone, self.labels = backbone, list(labels)
+        self.weights = {"l1": pixel_weight, "clip": clip_weight, "dpl": dpl_weight}
+        self.probe_every, self.alpha_easy, self.alpha_hard = probe_every, alpha_easy, alpha_hard
+        # Plain attributes, not submodules: never optimised, never saved; _apply still moves them.
+        self._frozen: list[nn.Module] = [m.eval().requires_grad_(False) for m in (perceiver, *proxies)]
+        self.high = perceiver.tiers.index("high")
+        count, tasks = len(proxies), len(self.labels)
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+        self.register_buffer("probe_lq", torch.zeros(probe_size, 3, probe_patch, probe_patch))
+        self.register_buffer("probe_gt", torch.zeros(probe_size, 3, probe_patch, probe_patch))
+        self.register_buffer("probe_task", torch.full((probe_size,), -1, dtype=torch.long))
+        self.register_buffer("proxy_psnr", torch.full((count, tasks), float("nan")))
+        self.register_buffer("alpha", torch.ones(count, tasks))
+
+    @property
+    def perceiver(self) -> QualityPerceiver:
+        return self._frozen[0]  # type: ignore[return-value]
+
+    @property
+    def proxies(self) -> list[nn.Module]:
+        return self._frozen[1:]
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> QualityAware:
+        super()._apply(fn, recurse)
+        for module in self._frozen:
+            module._apply(fn, recurse)
+        return self
+
+    def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        """Restore ``batch["lq"]``; score against ``gt``, the perceiver and the proxies (``label`` picks ``α``).
+
+        Returns:
+            The weighted loss, and ``l1``, ``clip``, ``dpl`` as detached scalars.
+        """
+        lq, gt, label = batch["lq"], batch["gt"], batch["label"]
+        self._collect_probe(lq, gt, label)
+        if int(self.step) % self.probe_every == 0 and bool((self.probe_task >= 0).all()):
+            self.measure_alpha()
+        self.step += 1
+        restored = self.backbone(lq)
+        terms = {"l1": (restored - gt).abs().mean()}
+        if self.weights["clip"] > 0:
+            terms["clip"] = 1 - self.perceiver(restored).float().softmax(dim=1)[:, self.high].mean()
+        if self.weights["dpl"] > 0:
+            terms["dpl"] = self.dpl(restored, lq, gt, label)
+        loss = sum(self.weights[name] * value for name, value in terms.items())
+        return loss, {name: value.detach() for name, value in terms.items()}  # type: ignore[return-value]
+
+    def dpl(self, restored: Tensor, lq: Tensor, gt: Tensor, label: Tensor) -> Tensor:
+        """L_dpl averaged over the batch (the module docstring's formula)."""
+        features = self.perceiver.features
+        with torch.no_grad():
+            fixed = [features(gt), features(lq)]
+            fixed += [features(proxy(lq)) for proxy in self.proxies]
+        ours = features(restored)
+        levels = min(len(ours), len(LEVEL_WEIGHTS))
+        weights = LEVEL_WEIGHTS[-levels:]
+        ours, fixed = ours[-levels:], [f[-levels:] for f in fixed]
+        to_gt, to_lq, *to_proxies = (feature_distance(ours, f) for f in fixed)
+        alpha = self.alpha[:, label].to(restored.dtype)  # (K, B)
+        total = restored.new_zeros(len(restored))
+        for level, weight in enumerate(weights):
+            negative = 2 * to_lq[level] + sum(alpha[k] * d[level] for k, d in enumerate(to_proxies))
+            total = total + weight * to_gt[level] / (negative + 1e-7)
+        return total.mean()
+
+    @torch.no_grad()
+    def _collect_probe(self, lq: Tensor, gt: Tensor, label: Tensor) -> None:
+        free = (self.probe_task < 0).nonzero().flatten()
+        if not len(free):
+            return
+        patch = self.probe_lq.shape[-1]
+        height, width = lq.shape[-2:]
+        if min(height, width) < patch:
+            raise UirError(f"method.probe_patch ({patch}) is larger than the training crops ({height}x{width})")
+        top, left = (height - patch) // 2, (width - patch) // 2
+        take = min(len(free), len(lq))
+        slots = free[:take]
+        self.probe_lq[slots] = lq[:take, :, top : top + patch, left : left + patch].to(self.probe_lq)
+        self.probe_gt[slots] = gt[:take, :, top : top + patch, left : left + patch].to(self.probe_gt)
+        self.probe_task[slots] = label[:take].to(self.probe_task)
+
+    @torch.no_grad()
+    def measure_alpha(self) -> None:
+        """Re-measure ``α`` per proxy and task on the probe set (proxies' PSNR is measured once)."""
+        if not self.proxies:
+            return
+        tasks = len(self.labels)
+
+        def per_task(model: nn.Module) -> Tensor:
+            psnr = psnr_per_image(model(self.probe_lq), self.probe_gt)
+            sums = torch.zeros(tasks, device=psnr.device).index_add_(0, self.probe_task, psnr)
+            counts = torch.bincount(self.probe_task, minlength=tasks).to(psnr)
+            return torch.where(counts > 0, sums / counts.clamp_min(1), torch.full_like(sums, float("nan")))
+
+        if bool(self.proxy_psnr.isnan().all()):
+            self.proxy_psnr.copy_(torch.stack([per_task(proxy) for proxy in self.proxies]))
+        was_training = self.backbone.training
+        ours = per_task(self.backbone.eval())
+        self.backbone.train(was_training)
+        easy = self.proxy_psnr <= ours[None]
+        measured = ~(self.proxy_psnr.isnan() | ours[None].isnan())
+        alpha = torch.where(easy, self.alpha_easy, self.alpha_hard)
+        self.alpha.copy_(torch.where(measured, alpha, torch.ones_like(alpha)))
+        logger.info(
+            "quality-aware: step %d, probe PSNR %s, alpha %s", int(self.step), ours.tolist(), self.alpha.tolist()
+        )
+
+
+def load_restorer(path: str) -> nn.Module:
+    """A frozen restorer (eval, no gradients) from a run folder, checkpoint or ``.safetensors`` export."""
+    from pathlib import Path
+
+    from uir.checkpoint import load_weights
+    from uir.models.backbones import create_backbone
+
+    file = Path(path)
+    file = file / "last.ckpt" if file.is_dir() else file
+    if not file.is_file():
+        raise UirError(f"method.proxies: {file} does not exist; give a run folder, checkpoint or .safetensors")
+    weights = load_weights(file)
+    net = create_backbone(weights.backbone, **weights.overrides)
+    net.load_state_dict(weights.state)
+    return net.eval().requires_grad_(False)
+
+
+def build_quality_aware(backbone: nn.Module, config: QualityAwareConfig, *, labels: Sequence[str]) -> QualityAware:
+    """The registry's builder: loads the perceiver and the proxies from the config's paths."""
+    from uir.config import expand_path
+    from uir.methods.perceiver import load_perceiver
+
+    assert config.perceiver is not None  # check() requires it
+    perceiver_path = expand_path(config.perceiver, "method.perceiver")
+    if not perceiver_path.exists():
+        raise UirError(f"method.perceiver: {perceiver_path} does not exist; train one with method.name: perceiver")
+    options = {k: v for k, v in vars(config).items() if k not in ("name", "perceiver", "proxies")}
+    proxies = [load_restorer(str(expand_path(p, "method.proxies"))) for p in config.proxies]
+    return QualityAware(backbone, labels, perceiver=load_perceiver(perceiver_path), proxies=proxies, **options)
+
+
+from uir.methods import register_method  # noqa: E402
+
+register_method("quality-aware", QualityAwareConfig, build_quality_aware)

@@ -1,0 +1,160 @@
+"""ONNX export: dynamic H and W really work, the file matches torch, and the onnxruntime engine restores alike."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import uir
+from uir.checkpoint import export_safetensors
+from uir.cli import main
+from uir.errors import UirError
+from uir.export import CHECK_IMAGE, OnnxRestorer, export_onnx, prefers_onnx
+from uir.models.backbones import create_backbone
+from uir.restorers import load_restorer
+
+ONNX_INSTALLED = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
+needs_onnx = pytest.mark.skipif(not ONNX_INSTALLED, reason="the onnx extra is not installed (pip install 'uir[onnx]')")
+LABELS = ["noise", "haze", "rain-streaks"]
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("export")
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(folder: Path) -> Path:
+    """A nafnet-tiny with random non-trivial weights (untrained NAFNet blocks start as identities)."""
+    net = create_backbone("nafnet-tiny")
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+    return export_safetensors(
+        folder / "tiny.safetensors", net.state_dict(), {"backbone": "nafnet-tiny", "labels": LABELS}
+    )
+
+
+@pytest.fixture(scope="module")
+def photo_file(folder: Path) -> Path:
+    """A 37×53 crop of a real photo, as a PNG."""
+    path = folder / "photo.png"
+    Image.open(CHECK_IMAGE).convert("RGB").crop((150, 60, 203, 97)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_export(folder: Path, tiny_weights: Path, photo_file: Path) -> tuple[Path, str]:
+    """``uir export --onnx`` of the tiny model: the file and what the command printed."""
+    if not ONNX_INSTALLED:
+        pytest.skip("the onnx extra is not installed")
+    path = folder / "tiny.onnx"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["export", "--onnx", "--model", str(tiny_weights), "-o", str(path), "--check", str(photo_file)])
+    assert code == 0
+    return path, printed.getvalue()
+
+
+@needs_onnx
+def test_cli_prints_the_report(tiny_export: tuple[Path, str]) -> None:
+    path, printed = tiny_export
+    assert f"exported tiny to {path}" in printed and "dynamo exporter" in printed and "dynamic H and W" in printed
+    assert "checked on photo.png (37×53): max |onnxruntime − torch| = " in printed
+    assert "torch " in printed and "onnxruntime " in printed and " s " in printed
+
+
+@needs_onnx
+@pytest.mark.parametrize("size", [(37, 53), (45, 71), (5, 7)])
+def test_tiny_export_matches_torch_at_odd_sizes(tiny_export: tuple[Path, str], tiny_weights: Path, size) -> None:
+    onnx_model, torch_model = OnnxRestorer(tiny_export[0]), load_restorer(str(tiny_weights))
+    lq = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(1))
+    restored = onnx_model.restore(lq)
+    assert restored.shape == lq.shape
+    torch.testing.assert_close(restored, torch_model.restore(lq), rtol=0, atol=1e-4)
+
+
+@needs_onnx
+def test_the_file_describes_the_model(tiny_export: tuple[Path, str]) -> None:
+    model = uir.load(str(tiny_export[0]))  # .onnx files load through the registered loader
+    assert isinstance(model.restorer, OnnxRestorer)
+    assert model.name == "tiny" and model.labels == LABELS
+    assert model.restorer.size_multiple == create_backbone("nafnet-tiny").size_multiple
+    assert model.restorer.tile_size == 1024  # ModelRestorer's default
+
+
+@needs_onnx
+def test_default_model_export_matches_torch_on_a_photo_crop(folder: Path) -> None:
+    crop = folder / "crop.png"
+    Image.open(CHECK_IMAGE).convert("RGB").crop((150, 60, 246, 124)).save(crop)  # 64×96
+    start = time.perf_counter()
+    report = export_onnx("default", folder / "default.onnx", check=crop, runs=1)
+    assert time.perf_counter() - start < 60
+    assert report.model == "nafnet-small-uir" and report.exporter == "dynamo" and report.image_size == (64, 96)
+    assert report.max_abs_diff is not None and report.max_abs_diff < 1e-3
+    assert report.file_bytes == (folder / "default.onnx").stat().st_size > 1_000_000
+    assert report.torch_seconds > 0 and report.onnx_seconds > 0
+
+
+@needs_onnx
+def test_restore_with_the_onnx_engine_matches_torch(
+    tmp_path: Path, tiny_weights: Path, photo_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("UIR_CACHE", str(tmp_path / "cache"))
+    for engine in ("torch", "onnx"):
+        args = ["restore", str(photo_file), "-o", str(tmp_path / engine), "--model", str(tiny_weights)]
+        assert main([*args, "--engine", engine]) == 0
+    cached = list((tmp_path / "cache" / "onnx").glob("tiny-*.onnx"))
+    assert len(cached) == 1
+    by_torch, by_onnx = (np.asarray(Image.open(tmp_path / e / "photo.png"), np.int16) for e in ("torch", "onnx"))
+    assert by_torch.shape == by_onnx.shape == (37, 53, 3)
+    assert np.abs(by_torch - by_onnx).max() <= 1
+    # The second load runs the cached file: nothing is exported again.
+    monkeypatch.setattr("uir.export._write_onnx", lambda *args: pytest.fail("exported twice"))
+    assert uir.load(str(tiny_weights), engine="onnx").restorer.path == cached[0]
+
+
+def test_classic_baselines_are_not_exportable(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(UirError, match="classic baseline") as info:
+        export_onnx("identity", tmp_path / "identity.onnx")
+    assert "\n" not in str(info.value)
+    assert main(["export", "--onnx", "--model", "nlm", "-o", str(tmp_path / "nlm.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "classic baseline" in err
+    with pytest.raises(UirError, match="classic baseline"):
+        uir.load("identity", engine="onnx")
+
+
+def test_missing_onnx_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else find_spec(name, *a))
+    with pytest.raises(UirError, match=r"pip install 'uir\[onnx\]'"):
+        export_onnx("default", tmp_path / "default.onnx")
+    assert not prefers_onnx("default")
+
+
+def test_engine_choice(tmp_path: Path) -> None:
+    assert not prefers_onnx("identity") and not prefers_onnx("default", "cuda")
+    assert prefers_onnx("default") == prefers_onnx("run/best.safetensors") == ONNX_INSTALLED
+    with pytest.raises(UirError, match="unknown engine"):
+        uir.load("identity", engine="tensorrt")
+    assert main(["export", "--model", "default", "-o", str(tmp_path / "x.onnx")]) == 2  # no format given
+
+
+def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--help"])
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--check IMAGE" in out
+    with pytest.raises(SystemExit):
+        main(["restore", "--help"])
+    assert "--engine" in capsys.readouterr().out

@@ -1,0 +1,96 @@
+"""uir inspect: grades, verdicts from each learned part, the CLI's text and JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from uir import io
+from uir.cli import main
+from uir.errors import UirError
+from uir.inspection import Inspector, piqe_grade
+from uir.models.backbones import create_backbone
+
+
+class FixedClassifier:
+    def __init__(self, probs: dict[str, float]) -> None:
+        self.probs, self.seen = probs, []
+
+    def classify(self, lq: torch.Tensor) -> dict[str, float]:
+        self.seen.append(tuple(lq.shape))
+        return self.probs
+
+
+class FixedPerceiver:
+    def __init__(self, high: float) -> None:
+        self.tiers = {"low": (1 - high) / 2, "medium": (1 - high) / 2, "high": high}
+
+    def perceive(self, lq: torch.Tensor) -> dict[str, float]:
+        return self.tiers
+
+
+@pytest.mark.parametrize(("score", "grade"), [(0, "excellent"), (20, "excellent"), (20.5, "good"), (50, "fair")])
+def test_piqe_grades_follow_the_authors_scale(score: float, grade: str) -> None:
+    assert piqe_grade(score) == grade
+    assert piqe_grade(80.1) == "bad"
+
+
+def test_scores_alone_say_that_no_classifier_was_given(photo: torch.Tensor) -> None:
+    report = Inspector().inspect(photo, "cat.png")
+    assert report.degradations is None and report.tree_path is None and report.quality_tiers is None
+    assert report.niqe is not None and 0 <= report.piqe <= 100
+    assert "no degradation classifier was given" in report.verdict and report.piqe_grade in report.verdict
+    assert report.to_text().startswith("cat.png (128×96): ")
+
+
+def test_the_verdict_follows_the_learned_parts(photo: torch.Tensor) -> None:
+    sure = FixedClassifier({"haze": 0.1, "noise": 0.65, "rain-streaks": 0.25})
+    report = Inspector(classifier=sure).inspect(photo)
+    assert list(report.degradations) == ["noise", "rain-streaks", "haze"]  # most likely first
+    assert report.verdict == "looks degraded by noise (65%), maybe also rain-streaks (25%)"
+    unsure = Inspector(classifier=FixedClassifier({"noise": 0.34, "haze": 0.33, "snow": 0.33})).inspect(photo)
+    assert unsure.verdict.startswith("unsure what is wrong") and "does not know" in unsure.verdict
+    clean = Inspector(classifier=sure, perceiver=FixedPerceiver(0.8)).inspect(photo)
+    assert clean.verdict == "looks clean (quality tier high, 80%)" and clean.quality_tiers["high"] == 0.8
+
+
+def test_learned_parts_see_a_full_resolution_centre_crop() -> None:
+    classifier = FixedClassifier({"noise": 1.0})
+    tree = create_backbone("nafnet-ftb-tiny").eval()
+    report = Inspector(classifier=classifier, tree=tree).inspect(torch.rand(1, 3, 600, 700))
+    assert classifier.seen == [(1, 3, 512, 512)]
+    assert report.tree_path == [0] and (report.width, report.height) == (700, 600)
+
+
+def test_cli_text_json_and_one_line_errors(tmp_path: Path, photo: torch.Tensor, capsys: pytest.CaptureFixture) -> None:
+    io.write_image(tmp_path / "a.png", photo)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert main(["inspect", str(tmp_path / "a.png")]) == 0
+    assert "a.png (128×96): PIQE rates it" in capsys.readouterr().out
+    assert main(["inspect", str(tmp_path), "--json"]) == 1  # the broken file fails, the other is reported
+    captured = capsys.readouterr()
+    reports = json.loads(captured.out)
+    assert [Path(r["path"]).name for r in reports] == ["a.png"] and reports[0]["niqe"] > 0
+    assert "broken.png" in captured.err and "1 of 2 file(s) failed" in captured.err
+    with pytest.raises(UirError, match="not an AMIRNet model") as err:
+        Inspector.from_files(tree="identity")
+    assert "\n" not in str(err.value)
+    with pytest.raises(UirError, match="not a readable safetensors file"):
+        Inspector.from_files(classifier=tmp_path / "broken.safetensors")
+
+
+def test_the_api_inspects_arrays_and_pil_images(photo: torch.Tensor) -> None:
+    import numpy as np
+
+    import uir
+    from uir.io import to_numpy, to_pil
+
+    from_array = uir.inspect_image(to_numpy(photo))
+    from_pil = uir.inspect_image(to_pil(photo))
+    assert from_array.piqe == pytest.approx(from_pil.piqe) and (from_array.width, from_array.height) == (128, 96)
+    with pytest.raises(UirError, match=r"cannot read the image: expected an HxW") as err:
+        uir.inspect_image(np.zeros((4, 4, 5), np.uint8))
+    assert "\n" not in str(err.value)
