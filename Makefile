@@ -27,8 +27,10 @@ demo: $(STAMP)
 	$(BIN)/uir degrade examples/clean/coffee.png -t rain-streaks -s 0.7 --seed 1 -o out/demo/degraded
 	$(BIN)/uir degrade examples/clean/rocket.jpg -t low-light -s 0.8 --seed 1 -o out/demo/degraded
 	$(BIN)/uir restore out/demo/degraded -o out/demo/restored --compare
+	$(BIN)/uir inspect out/demo/degraded out/demo/restored/*.png | tee out/demo/inspection.txt
 	$(BIN)/uir degrade --sheet examples/clean/astronaut.png -o out/demo/sheet.png
-	@echo "demo: damaged photos in out/demo/degraded/, restored ones and input|restored pictures in out/demo/restored/"
+	@echo "demo: damaged photos in out/demo/degraded/, restored ones and input|restored pictures in out/demo/restored/,"
+	@echo "      what uir inspect says of both in out/demo/inspection.txt"
 
 test: $(STAMP)
 	$(BIN)/ruff format --check $(CODE)
