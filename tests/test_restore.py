@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,13 @@ def test_restore_reports_bad_files_and_protects_inputs(tmp_path: Path, capsys: p
     assert (tmp_path / "a.png").read_bytes() == before
     assert main(["restore", str(tmp_path / "a.png"), "-o", str(tmp_path), "--model", "no-such-model"]) == 2
     assert "unknown model" in capsys.readouterr().err
+
+
+def test_report_holds_time_and_scores_before_and_after(tmp_path: Path, photo: torch.Tensor) -> None:
+    io.write_image(tmp_path / "in" / "cat.png", photo)
+    assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "identity", "--report"]) == 0
+    report = json.loads((tmp_path / "out" / "cat.json").read_text())
+    assert report["model"] == "identity" and report["seconds"] >= 0
+    assert report["output"] == str(tmp_path / "out" / "cat.png")
+    assert report["before"]["piqe"] == pytest.approx(report["after"]["piqe"])  # the identity changes nothing
+    assert {"piqe", "piqe_grade", "niqe", "verdict", "degradations"} <= set(report["before"])

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,6 +35,8 @@ from uir.errors import UirError
 
 if TYPE_CHECKING:
     from uir.inspection import Inspection
+
+logger = logging.getLogger(__name__)
 
 ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image, Tensor)
 
@@ -138,7 +141,7 @@ class Model:
         return Image.fromarray(restored, mode)
 
 
-ENGINES = ("torch", "onnx")
+ENGINES = ("torch", "onnx", "auto")
 """What runs a learned model: torch, or onnxruntime on an ONNX export of it (``pip install 'uir[onnx]'``)."""
 
 
@@ -148,9 +151,10 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> 
     Args:
         model: a registered name (``uir eval --list``) or a ``.safetensors`` / ``.ckpt`` / ``.onnx`` path.
         device: ``cpu``, ``cuda``, ``cuda:1``...
-        engine: ``torch``, or ``onnx``: run a learned model with onnxruntime, exported on first use into the
-            cache (``$UIR_CACHE``, default ``~/.cache/uir``; see ``uir.export``). ``.onnx`` files always run
-            with onnxruntime.
+        engine: ``torch``; ``onnx``: run a learned model with onnxruntime, exported on first use into the
+            cache (``$UIR_CACHE``, default ``~/.cache/uir``; see ``uir.export``); ``auto``: onnxruntime where it
+            suits (a learned model on the CPU with the onnx extra installed, ``uir.export.prefers_onnx``), torch
+            otherwise or if the export fails (with a warning). ``.onnx`` files always run with onnxruntime.
 
     Raises:
         UirError: an unknown name or a file uir cannot load (one line, naming the valid names); ``engine="onnx"``
@@ -164,6 +168,16 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> 
 
     if engine not in ENGINES:
         raise UirError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    if engine == "auto":
+        from uir.export import prefers_onnx
+
+        if not prefers_onnx(model, device):
+            return load(model, device, "torch")
+        try:
+            return load(model, device, "onnx")
+        except UirError as err:
+            logger.warning("onnxruntime cannot run %s (%s); using torch", model, err)
+            return load(model, device, "torch")
     if engine == "onnx":
         from uir.export import load_onnx_engine
 

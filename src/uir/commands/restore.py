@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from torch import Tensor
 
 from uir import io
 from uir.commands._batch import output_names, run_each
 from uir.errors import UirError
-
-if TYPE_CHECKING:
-    from uir.api import Model
 
 logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
   uir restore photo.jpg -o out/                               the shipped default model
   uir restore photo.jpg -o out/ --compare                     also out/photo_compare.jpg, before | after
+  uir restore photos/ -o out/ --report                        also out/<name>.json: time, scores before/after
   uir restore photo.jpg -o out/ --model runs/nafnet/final.safetensors
   uir restore photos/ "more/*.png" -o out/ --model nlm          a classic baseline (see uir eval --list)
   uir restore big.tif -o out/ --model M --tile 512 --device cuda
@@ -49,6 +50,11 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         "--model", default="default", help="a checkpoint path or a registered name (default: the shipped model)"
     )
     p.add_argument("--compare", action="store_true", help="also write OUT/<name>_compare.jpg: input | restored")
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="also write OUT/<name>.json: model, time, and what uir inspect says before and after",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's; 0 = whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
@@ -65,38 +71,45 @@ def _suffix(path: Path) -> str:
     return ".png" if ext in (".jpg", ".jpeg", ".webp", ".bmp") else ext
 
 
-def _load(spec: str, device: str, engine: str) -> Model:
-    """The model on ``engine``; ``auto`` is onnxruntime where it suits (``prefers_onnx``), falling back to torch."""
-    from uir.api import load
-    from uir.export import prefers_onnx
-
-    logging.getLogger("uir.export").setLevel(logging.INFO)  # say so when the first use exports (~15 s)
-    if engine != "auto":
-        return load(spec, device=device, engine=engine)
-    if prefers_onnx(spec, device):
-        try:
-            return load(spec, device=device, engine="onnx")
-        except UirError as err:
-            logger.warning("onnxruntime cannot run %s (%s); using torch", spec, err)
-    return load(spec, device=device)
-
-
 def run(args: argparse.Namespace) -> int:
+    from uir.api import load
     from uir.viz import before_after
 
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")
-    model = _load(args.model, args.device, args.engine)
+    logging.getLogger("uir.export").setLevel(logging.INFO)  # say so when the first use exports (~15 s)
+    model = load(args.model, device=args.device, engine=args.engine)
     paths = io.list_images(args.inputs, recursive=args.recursive)
     names = {p: Path(f"{out}{_suffix(p)}") for p, out in output_names(paths, args.out, "").items()}
 
     def work(path: Path) -> None:
         source = io.read_image(path)
+        start = time.perf_counter()
         restored = model.restore_tensor(source.image, tile=args.tile, overlap=args.overlap)
+        seconds = time.perf_counter() - start
         io.save_like(names[path], restored, source, overwrite=args.overwrite, protected=paths)
+        if args.report:
+            report = restore_report(path, names[path], model.name, seconds, source.image, restored)
+            io.write_text(names[path].with_suffix(".json"), report, overwrite=args.overwrite, protected=paths)
         if args.compare:
             picture = before_after(source.image, restored, model.name)
             compare = names[path].with_name(f"{names[path].stem}_compare.jpg")
             io.write_image(compare, io.to_tensor(picture), overwrite=args.overwrite, protected=paths)
 
     return run_each(paths, work, desc="restoring")
+
+
+def restore_report(source: Path, output: Path, model: str, seconds: float, before: Tensor, after: Tensor) -> str:
+    """The ``--report`` JSON of one image: files, model, time, and ``uir inspect``'s view before and after."""
+    from uir.inspection import Inspector
+
+    inspector = Inspector()
+    report = {
+        "input": str(source),
+        "output": str(output),
+        "model": model,
+        "seconds": round(seconds, 4),
+        "before": inspector.inspect(before, str(source)).to_dict(),
+        "after": inspector.inspect(after, str(output)).to_dict(),
+    }
+    return json.dumps(report, indent=2) + "\n"
