@@ -9,6 +9,7 @@ one-line ``ImageError``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import logging
 import os
@@ -83,7 +84,22 @@ def read_image(path: str | Path) -> LoadedImage:
             truncated or corrupt, of zero size or of an absurd size.
     """
     path = Path(path)
-    data = _read_bytes(path)
+    return dataclasses.replace(decode_image(_read_bytes(path), path), path=path)
+
+
+def decode_image(data: bytes, name: str | Path) -> LoadedImage:
+    """Decode an image file's bytes already in memory (an upload) exactly as ``read_image`` reads a file.
+
+    Args:
+        data: the file's content.
+        name: what error messages call it; never opened, and ``LoadedImage.path`` is None.
+
+    Raises:
+        ImageError: (one line) empty, not a supported image, truncated or corrupt, zero or absurd size.
+    """
+    path = Path(name)
+    if not data:
+        raise ImageError(path, "empty file")
     with _decoding(path):
         pil = Image.open(BytesIO(data), formats=_PIL_FORMATS)
         rawmode = _rawmode(pil)
@@ -97,7 +113,7 @@ def read_image(path: str | Path) -> LoadedImage:
     if color.size == 0:
         raise ImageError(path, f"zero-size image ({color.shape[1]}x{color.shape[0]})")
     return LoadedImage(
-        path=path,
+        path=None,
         image=_rgb(_array_to_tensor(color)),
         alpha=None if alpha is None else _array_to_tensor(alpha),
         bit_depth=8 if array.dtype == np.uint8 else 16,
