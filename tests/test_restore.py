@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +70,36 @@ def test_report_holds_time_and_scores_before_and_after(tmp_path: Path, photo: to
     assert report["output"] == str(tmp_path / "out" / "cat.png")
     assert report["before"]["piqe"] == pytest.approx(report["after"]["piqe"])  # the identity changes nothing
     assert {"piqe", "piqe_grade", "niqe", "verdict", "degradations"} <= set(report["before"])
+
+
+def test_skip_existing_restores_only_what_is_missing(tmp_path: Path, photo: torch.Tensor) -> None:
+    for name in ("a", "b"):
+        io.write_image(tmp_path / "in" / f"{name}.png", photo)
+    argv = ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", "identity"]
+    assert main(argv) == 0
+    (tmp_path / "out" / "a.png").write_bytes(b"kept")  # a finished output is never redone...
+    (tmp_path / "out" / "b.png").unlink()  # ...a missing one is
+    assert main([*argv, "--skip-existing"]) == 0
+    assert (tmp_path / "out" / "a.png").read_bytes() == b"kept"
+    assert torch.equal(io.read_image(tmp_path / "out" / "b.png").image, io.read_image(tmp_path / "in" / "b.png").image)
+
+
+def test_two_processes_under_torchrun_write_what_one_writes(tmp_path: Path, photo: torch.Tensor) -> None:
+    for i in range(5):
+        io.write_image(tmp_path / "in" / f"{i}.png", photo[..., i * 8 : i * 8 + 40, :56].flip(-1 if i % 2 else -2))
+    argv = ["restore", str(tmp_path / "in"), "--engine", "torch", "--model", "default"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for key in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(key, None)
+    one = subprocess.run(
+        [sys.executable, "-m", "uir", *argv, "-o", str(tmp_path / "one")], env=env, capture_output=True, text=True
+    )
+    assert one.returncode == 0, one.stderr[-2000:]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "uir"]
+    two = subprocess.run([*launcher, *argv, "-o", str(tmp_path / "two")], env=env, capture_output=True, text=True)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "process 1 of 2: 3 of 5 input(s)" in two.stderr and "process 2 of 2: 2 of 5 input(s)" in two.stderr
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == [f"{i}.png" for i in range(5)] == sorted(p.name for p in (tmp_path / "two").iterdir())
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name

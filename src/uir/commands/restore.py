@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +22,8 @@ EPILOG = """examples:
   uir restore photo.jpg -o out/                               the shipped default model
   uir restore photo.jpg -o out/ --compare                     also out/photo_compare.jpg, before | after
   uir restore photos/ -o out/ --report                        also out/<name>.json: time, scores before/after
+  uir restore photos/ -o out/ --skip-existing                 after a crash: only what is not written yet
+  torchrun --nproc_per_node 4 -m uir restore photos/ -o out/ --device cuda     one GPU per process
   uir restore photo.jpg -o out/ --model runs/nafnet/final.safetensors
   uir restore photos/ "more/*.png" -o out/ --model nlm          a classic baseline (see uir eval --list)
   uir restore big.tif -o out/ --model M --tile 512 --device cuda
@@ -29,6 +33,10 @@ Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ex
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
 than the tile are restored in overlapping tiles, so memory stays bounded. The default model is the one shipped
 inside uir (`default`, see docs/models/); `uir eval --list` names the others.
+
+Under torchrun (or any launcher that sets RANK and WORLD_SIZE, across nodes too) every process takes every
+WORLD_SIZE-th input, in sorted order, and writes the same files a single process would; with --device cuda each
+uses GPU LOCAL_RANK. Outputs are written atomically, so with --skip-existing a file that exists is done.
 
 --engine auto (the default) runs learned models on the CPU with onnxruntime when the onnx extra is installed
 (pip install 'uir[onnx]'; faster than torch), exporting the model once into ~/.cache/uir/onnx ($UIR_CACHE), and
@@ -62,6 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         "--engine", choices=("auto", "torch", "onnx"), default="auto", help="what runs the model (default auto)"
     )
     p.add_argument("--overwrite", action="store_true", help="allow writing over an input file")
+    p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output file already exists")
     p.add_argument("-r", "--recursive", action="store_true", help="look for images in sub-folders too")
     p.set_defaults(run=run)
 
@@ -78,9 +87,21 @@ def run(args: argparse.Namespace) -> int:
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")
     logging.getLogger("uir.export").setLevel(logging.INFO)  # say so when the first use exports (~15 s)
-    model = load(args.model, device=args.device, engine=args.engine)
+    rank, world_size, local_rank = shard()
+    device = args.device if world_size == 1 or not args.device.startswith("cuda") else f"cuda:{local_rank}"
     paths = io.list_images(args.inputs, recursive=args.recursive)
     names = {p: Path(f"{out}{_suffix(p)}") for p, out in output_names(paths, args.out, "").items()}
+    mine = sorted(paths)[rank::world_size]
+    if world_size > 1:
+        print(f"uir: process {rank + 1} of {world_size}: {len(mine)} of {len(paths)} input(s)", file=sys.stderr)
+    if args.skip_existing:
+        done = [p for p in mine if names[p].is_file()]
+        mine = [p for p in mine if p not in done]
+        if done:
+            logger.warning("skipping %d input(s) whose output exists (--skip-existing)", len(done))
+    if not mine:
+        return 0
+    model = load(args.model, device=device, engine=args.engine)
 
     def work(path: Path) -> None:
         source = io.read_image(path)
@@ -96,7 +117,19 @@ def run(args: argparse.Namespace) -> int:
             compare = names[path].with_name(f"{names[path].stem}_compare.jpg")
             io.write_image(compare, io.to_tensor(picture), overwrite=args.overwrite, protected=paths)
 
-    return run_each(paths, work, desc="restoring")
+    return run_each(mine, work, desc="restoring" if world_size == 1 else f"restoring ({rank + 1}/{world_size})")
+
+
+def shard() -> tuple[int, int, int]:
+    """``(RANK, WORLD_SIZE, LOCAL_RANK)`` from the environment (torchrun sets them); ``(0, 1, 0)`` alone."""
+    try:
+        rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError as err:
+        raise UirError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers ({err})") from err
+    if not 0 <= rank < world_size:
+        raise UirError(f"RANK {rank} is not in [0, WORLD_SIZE {world_size})")
+    return rank, world_size, local_rank
 
 
 def restore_report(source: Path, output: Path, model: str, seconds: float, before: Tensor, after: Tensor) -> str:
