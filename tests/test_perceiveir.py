@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from uir.methods.perceiver import (
 )
 from uir.methods.quality_aware import QualityAware, build_quality_aware
 from uir.models.backbones import create_backbone
-from uir.models.heads.perceiver import PerceiverHead, QualityPerceiver
+from uir.models.heads.perceiver import TIERS, PerceiverHead, QualityPerceiver
 from uir.train import train
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny_test.yaml"
@@ -228,3 +229,202 @@ def test_quality_aware_needs_a_perceiver(tmp_path: Path) -> None:
     cfg = _config(method={"name": "quality-aware", "perceiver": str(tmp_path / "missing")})
     with pytest.raises(UirError, match="does not exist"):
         build_quality_aware(create_backbone("nafnet-tiny"), cfg.method, labels=["noise"])
+
+
+# --------------------------------------------------------------------------- stage 2: the Perceive-IR network
+
+
+def test_perceiveir_semantic_encoder_is_frozen_fixed_and_outside_the_state() -> None:
+    first, second = create_backbone("perceiveir-tiny"), create_backbone("perceiveir-tiny", semantic_seed=1)
+    assert not any(k.startswith(("semantic.", "_semantic")) for k in first.state_dict())
+    assert all(not p.requires_grad for p in first.semantic.parameters())
+    first.train()
+    assert not first.semantic.training
+    lq = torch.rand(2, 3, 29, 35)
+    again = create_backbone("perceiveir-tiny")  # the same arguments rebuild the same random encoder
+    for a, b, c in zip(first.semantic(lq), again.semantic(lq), second.semantic(lq), strict=True):
+        assert torch.equal(a, b) and not torch.equal(a, c)
+    assert [c.shape for c in first.conditions(lq)] == [torch.Size([2, 16 + 8])] * first.levels
+
+
+def test_perceiveir_loads_a_trained_semantic_encoder(tmp_path: Path) -> None:
+    from uir.checkpoint import export_safetensors
+
+    torch.manual_seed(3)
+    trained = create_backbone("nafnet-tiny")
+    path = export_safetensors(tmp_path / "sem.safetensors", trained.state_dict(), {"backbone": "nafnet-tiny"})
+    net = create_backbone("perceiveir-tiny", semantic_init=str(path))
+    lq = torch.rand(1, 3, 24, 24)
+    expected = trained.encode(lq)
+    got = net.semantic(lq)
+    assert len(got) == net.levels and torch.allclose(got[-1], expected[-1].mean(dim=(2, 3)))
+    assert net(lq).shape == lq.shape
+    with pytest.raises(UirError, match="semantic_init"):
+        create_backbone("perceiveir-tiny", semantic_init=str(tmp_path / "missing.safetensors"))
+
+
+def test_perceiveir_decoder_follows_the_code_and_the_semantics() -> None:
+    torch.manual_seed(0)
+    net = create_backbone("perceiveir-tiny").eval()
+    with torch.no_grad():  # the guidance and prompt scales start at zero: draw them
+        for block in net.modules():
+            if hasattr(block, "guide"):
+                block.guide[-1].weight.normal_(std=0.5)
+                block.prompt_scale.weight.normal_(std=0.5)
+    lq = torch.rand(2, 3, 24, 32)
+    feats = net.encode(lq)
+    with torch.no_grad():
+        restored = net.decode(feats, lq)
+        swapped = net.decode(feats, lq.flip(0))  # the same features, the other image's code and semantics
+    assert not torch.allclose(restored[0], (swapped - lq.flip(0) + lq)[0])
+
+
+def test_info_nce_pulls_crops_of_an_image_together_and_other_types_apart() -> None:
+    from uir.methods.quality_aware import info_nce, two_crops
+
+    z = torch.nn.functional.normalize(torch.randn(4, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    label = torch.tensor([0, 0, 1, 1])
+    aligned = info_nce(z, z, label, 0.1)
+    assert aligned < info_nce(z, z.roll(1, 0), label, 0.1)
+    assert info_nce(z, z.roll(1, 0), torch.zeros(4, dtype=torch.long)) == 0  # one type: no negatives
+    first, second = two_crops(torch.rand(3, 3, 20, 24), 8, torch.Generator().manual_seed(0))
+    assert first.shape == second.shape == (3, 3, 8, 8) and not torch.equal(first, second)
+
+
+def test_quality_aware_trains_the_degradation_code_of_perceiveir() -> None:
+    torch.manual_seed(0)
+    method = QualityAware(
+        create_backbone("perceiveir-tiny"), ["a", "b"], perceiver=_perceiver(), probe_patch=16,
+        pixel_weight=0.0, clip_weight=0.0, dpl_weight=0.0, contrast_weight=0.1,
+    )  # fmt: skip
+    loss, logs = method(_batch())
+    loss.backward()
+    assert "cl" in logs and logs["cl"] > 0
+    assert all(p.grad is not None for p in method.backbone.cfe.parameters())
+    plain = QualityAware(create_backbone("nafnet-tiny"), ["a", "b"], perceiver=_perceiver(), probe_patch=16)
+    assert "cl" not in plain(_batch())[1]
+
+
+def test_perceiveir_trains_with_supervised_and_quality_aware(tiny_data: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("UIR_DATA_ROOT", str(tiny_data))
+    supervised = _config(model={"backbone": "perceiveir-tiny"}, method={"name": "supervised"})
+    assert train(supervised, tmp_path / "sup", progress=False).finished
+    from uir.checkpoint import export_safetensors
+
+    perceiver = _perceiver()
+    state = dict(perceiver.state_dict())
+    meta = {"format": "uir-quality-perceiver", "backbone": "nafnet-tiny", "overrides": {}, "tiers": list(TIERS)}
+    meta["head"] = {"embed_dim": 8, "prompt_tokens": 2}
+    exported = export_safetensors(tmp_path / "perceiver.safetensors", state, meta)
+    stage2 = _config(
+        model={"backbone": "perceiveir-tiny"},
+        method={"name": "quality-aware", "perceiver": str(exported), "probe_patch": 16, "probe_size": 2},
+    )
+    assert train(stage2, tmp_path / "qa", progress=False).finished
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is not installed")
+def test_dinov2_semantic_encoder_from_a_local_directory(tmp_path: Path) -> None:
+    import transformers
+
+    config = transformers.Dinov2Config(
+        hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, image_size=28, patch_size=14
+    )
+    transformers.Dinov2Model(config).save_pretrained(tmp_path / "dinov2")
+    net = create_backbone("perceiveir-tiny", semantic_dinov2=str(tmp_path / "dinov2"))
+    assert net.semantic.dims == (16,) * net.levels
+    lq = torch.rand(1, 3, 29, 31)
+    assert net(lq).shape == lq.shape
+    with pytest.raises(UirError, match="config.json"):
+        create_backbone("perceiveir-tiny", semantic_dinov2=str(tmp_path))
+
+
+# --------------------------------------------------------------------------- stage 1: tiers by 2-fold cross-validation
+
+
+def test_tiers_by_two_fold_cross_validation_feed_the_perceiver(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import argparse
+
+    from uir.commands import perceive
+    from uir.methods.perceiver import read_manifest
+    from uir.methods.tiers import fold_of
+
+    monkeypatch.setenv("UIR_DATA_ROOT", str(tiny_data))
+    parser = argparse.ArgumentParser()
+    perceive.add_parser(parser.add_subparsers(), argparse.HelpFormatter)
+    out = tmp_path / "tiers"
+    args = parser.parse_args(["perceive", "tiers", str(CONFIG), "-o", str(out), "--iterations", "2", "--limit", "3"])
+    args.set = ["train.device=cpu", "optim.ema_decay=0.0"]
+    args.no_progress = True
+    assert args.run(args) == 0
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 9 and {r["task"] for r in rows} >= {"rain-streaks", "noise"}
+    assert {r["fold"] for r in rows} == {"0", "1"}
+    for fold in (0, 1):  # each fold's restorer was trained on the other fold's pairs only
+        trained = yaml.safe_load((out / "runs" / f"fold{fold}" / "config.yaml").read_text())
+        assert all(
+            s["root"].endswith(tuple(f"pairs/{fold}/{r['task']}" for r in rows)) for s in trained["data"]["sources"]
+        )
+    for row in rows:
+        assert row["low"].startswith(f"pairs/{row['fold']}/") and (out / row["medium"]).is_file()
+    assert fold_of("a.png") == fold_of("a.png") and {fold_of(f"{i}.png") for i in range(8)} == {0, 1}
+
+    stage1 = _config(
+        method={"name": "perceiver", "tiers": "manifest", "embed_dim": 8, "prompt_tokens": 2},
+        data={"sources": [{"kind": "tiers", "root": str(out / "manifest.csv")}], "crop": 24},
+        val={"sources": [{"kind": "tiers", "root": str(out / "manifest.csv")}], "crop": 24},
+    )
+    assert train(stage1, tmp_path / "perceiver", progress=False).finished
+    with pytest.raises(UirError, match="layout and files"):
+        _config(data={"sources": [{"kind": "tiers", "root": "m.csv", "files": [0, 2]}]})
+
+
+# --------------------------------------------------------------------------- optional real weights (tiny stand-ins)
+
+
+def test_vgg16_from_a_state_dict_file_is_l_dpl_feature_space(tmp_path: Path) -> None:
+    from uir.methods.quality_aware import QualityAwareConfig
+    from uir.models.frozen import VGG16Features
+
+    torch.manual_seed(0)
+    vgg = VGG16Features(taps=("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3"))
+    state = {f"features.{k}": v for k, v in vgg.features.state_dict().items()}
+    torch.save(state | {"classifier.0.weight": torch.zeros(2, 2)}, tmp_path / "vgg16.pth")
+    loaded = VGG16Features(tmp_path / "vgg16.pth")
+    x = torch.rand(1, 3, 37, 53)
+    assert [f.shape[1] for f in loaded.encode(x)] == [64, 128, 256, 512] == list(loaded.feature_dims)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.encode(x), vgg.encode(x), strict=False))
+    assert not any(p.requires_grad for p in loaded.parameters())
+    torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(UirError, match="lacks or misshapes"):
+        VGG16Features(tmp_path / "bad.pth")
+
+    method = QualityAware(
+        create_backbone("nafnet-tiny"), ["a", "b"], perceiver=_perceiver(), feature_net=loaded, probe_patch=16
+    )
+    assert len(method.features(x)) == 4 and method(_batch())[1]["dpl"].isfinite()
+    assert not any(k.startswith(("_frozen", "features")) for k in method.state_dict())
+    config = QualityAwareConfig(perceiver="p", vgg=str(tmp_path / "missing.pth"))
+    with pytest.raises(UirError, match="does not exist"):
+        build_quality_aware(create_backbone("nafnet-tiny"), config, labels=["a"])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is not installed")
+def test_clip_image_tower_from_a_local_directory_is_the_perceiver_encoder(tmp_path: Path) -> None:
+    import transformers
+
+    config = transformers.CLIPVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2, image_size=32, patch_size=8
+    )
+    transformers.CLIPVisionModel(config).save_pretrained(tmp_path / "clip")
+    method = PerceiverTraining(
+        create_backbone("nafnet-tiny"), ["a", "b"], embed_dim=8, prompt_tokens=2, clip=str(tmp_path / "clip")
+    )
+    loss, _ = method(_batch())
+    loss.backward()
+    assert method.head.prompts.grad is not None
+    assert not any(p.requires_grad for p in method.encoder.parameters())
+    assert not any(k.startswith("_clip") for k in method.state_dict())
+    assert list(method.perceiver().perceive(torch.rand(3, 29, 31))) == ["low", "medium", "high"]

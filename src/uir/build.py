@@ -129,6 +129,10 @@ def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool
                 label=label,
                 files=source.files,
             )
+        if source.kind == "tiers":
+            from uir.methods.perceiver import TierDataset
+
+            return TierDataset(root, crop=crop, flip=flip, seed=seed)
         assert source.mix is not None
         return SyntheticDataset(
             root,
@@ -148,6 +152,8 @@ def source_labels(source: SourceConfig, dataset: Dataset) -> list[str]:
     """The labels a training source produces: its fixed label, or its mix's types."""
     if source.kind == "synthetic" and source.label is None:
         return [name for name, weight in dataset.mix.weights.items() if weight > 0]  # type: ignore[attr-defined]
+    if source.kind == "tiers" and source.label is None:
+        return list(dataset.labels)  # type: ignore[attr-defined]
     return [source.label or dataset.label]  # type: ignore[attr-defined]
 
 
@@ -169,7 +175,7 @@ def build_train_data(data: DataConfig, seed: int) -> TrainData:
         datasets.append(dataset)
         labels += [name for name in source_labels(source, dataset) if name not in labels]
         logger.info("%s: %s, %d samples x %g per epoch", key, source.root, len(dataset), source.repeat)
-    fixed = [s.label if s.kind == "synthetic" else None for s in data.sources]
+    fixed = [s.label if s.kind in ("synthetic", "tiers") else None for s in data.sources]
     return TrainData(MixedDataset(datasets, labels, fixed), [s.repeat for s in data.sources], labels)
 
 
@@ -224,6 +230,10 @@ def _val_datasets(source: SourceConfig, key: str, val: ValConfig) -> list[Datase
     try:
         if source.kind == "paired":
             dataset: Dataset = PairedDataset(root, source.layout, source.label, files=source.files)
+        elif source.kind == "tiers":
+            from uir.methods.perceiver import TierDataset
+
+            dataset = TierDataset(root, crop=None)
         elif source.kind == "noisy":
             if isinstance(source.sigma, list):
                 raise UirError("a validation noisy source takes one sigma; add one source per sigma")

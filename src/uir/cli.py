@@ -16,7 +16,7 @@ from uir import __version__
 from uir.errors import UirError
 
 # Subcommand modules, in the order ``uir --help`` lists them.
-COMMANDS = ("degrade", "restore", "inspect", "eval", "train", "export", "bench-speed", "data", "serve")
+COMMANDS = ("degrade", "restore", "inspect", "eval", "train", "perceive", "export", "bench-speed", "data", "serve")
 
 EPILOG = """examples:
   uir degrade --list                                  every degradation type and its parameter ranges

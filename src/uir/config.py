@@ -26,7 +26,7 @@ import yaml
 from uir.errors import UirError
 from uir.schema import ConfigError, copy_plain, describe_value, parse, parse_yaml, to_plain
 
-SourceKind = Literal["paired", "noisy", "synthetic"]
+SourceKind = Literal["paired", "noisy", "synthetic", "tiers"]
 
 
 @dataclass
@@ -51,12 +51,13 @@ class SourceConfig:
     """One data source.
 
     Attributes:
-        kind: ``paired`` (lq/gt folder), ``noisy`` (clean images + Gaussian noise of ``sigma``) or ``synthetic``
-            (clean images degraded by a draw from ``mix``).
-        root: the folder; ``${UIR_DATA_ROOT}/...`` is expanded.
+        kind: ``paired`` (lq/gt folder), ``noisy`` (clean images + Gaussian noise of ``sigma``), ``synthetic``
+            (clean images degraded by a draw from ``mix``) or ``tiers`` (a Perceive-IR tiers manifest: low, medium,
+            high images per row; written by ``uir perceive tiers``).
+        root: the folder (for ``tiers``: the ``manifest.csv``); ``${UIR_DATA_ROOT}/...`` is expanded.
         layout: the folder layout (``uir.data.LAYOUTS``); null detects it.
-        label: the degradation name of its samples; null takes the layout's (paired), ``noise`` (noisy), or the
-            drawn type (synthetic).
+        label: the degradation name of its samples; null takes the layout's (paired), ``noise`` (noisy), the
+            drawn type (synthetic) or the row's task (tiers).
         sigma: noise level(s) on the 0..255 scale (noisy only); a list draws one per training sample.
         mix: a mix of ``uir.degradations.MIXES`` (synthetic only).
         length: samples per pass (synthetic only; default one per image).
@@ -84,6 +85,8 @@ class SourceConfig:
             raise ValueError(f"sigma is for noisy sources, not {self.kind}")
         if self.kind == "synthetic" and self.mix is None:
             raise ValueError("a synthetic source needs a mix (e.g. 5d, 3d, all)")
+        if self.kind == "tiers" and (self.layout is not None or self.files is not None):
+            raise ValueError("layout and files are not for tiers sources (root is the manifest)")
         if self.kind != "synthetic" and (self.mix is not None or self.length is not None):
             raise ValueError(f"mix and length are for synthetic sources, not {self.kind}")
         sigmas = self.sigma if isinstance(self.sigma, list) else [self.sigma or 0.0]

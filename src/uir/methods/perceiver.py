@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +58,8 @@ class PerceiverConfig:
             noise only); null uses none.
         embed_dim: the joint embedding size.
         prompt_tokens: learnable tokens per tier prompt.
+        clip: a local CLIP directory (``transformers``; e.g. ViT-B/32): its frozen image tower replaces
+            ``model.backbone`` as the encoder, and only the head trains (the paper's setting).
     """
 
     name: Literal["perceiver"] = "perceiver"
@@ -66,6 +68,7 @@ class PerceiverConfig:
     medium_mix: str | None = None
     embed_dim: int = 64
     prompt_tokens: int = 16
+    clip: str | None = None
 
     def check(self) -> None:
         if not 0 < self.medium_scale < 1:
@@ -136,11 +139,26 @@ class PerceiverTraining(nn.Module):
         medium_mix: str | None = None,
         embed_dim: int = 64,
         prompt_tokens: int = 16,
+        clip: str | None = None,
     ) -> None:
         super().__init__()
         self.backbone, self.labels = backbone, list(labels)
         self.tiers, self.medium_scale, self.medium_mix = tiers, medium_scale, medium_mix
-        self.head = PerceiverHead(backbone.feature_dims, embed_dim=embed_dim, prompt_tokens=prompt_tokens)
+        # A frozen CLIP tower is a plain attribute (not optimised, not saved: the config's path rebuilds it).
+        self._clip: list[nn.Module] = [] if clip is None else [_load_clip(clip)]
+        dims = self.encoder.feature_dims
+        self.head = PerceiverHead(dims, embed_dim=embed_dim, prompt_tokens=prompt_tokens)
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The image encoder: the CLIP tower if configured, else the backbone."""
+        return self._clip[0] if self._clip else self.backbone
+
+    def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> PerceiverTraining:
+        super()._apply(fn, recurse)
+        for module in self._clip:
+            module._apply(fn, recurse)
+        return self
 
     def medium(self, batch: Mapping[str, Any]) -> Tensor:
         """The batch's medium tier ``(B, 3, H, W)``."""
@@ -162,7 +180,7 @@ class PerceiverTraining(nn.Module):
         medium = self.medium(batch).to(lq)
         images = torch.cat([lq, medium, gt])
         target = torch.arange(3, device=lq.device).repeat_interleave(len(lq))
-        logits = self.head(self.backbone.encode(images))
+        logits = self.head(self.encoder.encode(images))
         label = batch.get("label")
         weights = (
             task_weights(label.to(lq.device))
@@ -175,7 +193,14 @@ class PerceiverTraining(nn.Module):
 
     def perceiver(self) -> QualityPerceiver:
         """The perceiver for inference, sharing this method's backbone and head."""
-        return QualityPerceiver(self.backbone, self.head)
+        return QualityPerceiver(self.encoder, self.head)
+
+
+def _load_clip(path: str) -> nn.Module:
+    from uir.config import expand_path
+    from uir.models.frozen import ClipImageEncoder
+
+    return ClipImageEncoder(expand_path(path, "method.clip"))
 
 
 def build_perceiver(backbone: nn.Module, config: PerceiverConfig, *, labels: Sequence[str]) -> PerceiverTraining:
@@ -217,7 +242,8 @@ class TierDataset(Dataset):
             self.rows = [r for r in self.rows if int(r["fold"]) in keep]
         if not self.rows:
             raise UirError(f"{self.manifest}: no rows (folds {folds})")
-        self.label = self.rows[0]["task"]
+        self.labels = list(dict.fromkeys(row["task"] for row in self.rows))
+        self.label = self.labels[0]
         self.crop, self.flip, self.seed, self.epoch = crop, flip, seed, 0
 
     def __len__(self) -> int:
@@ -307,10 +333,11 @@ def export_perceiver(run: str | Path, path: str | Path | None = None) -> Path:
     checkpoint = _checkpoint_path(run)
     method, cfg = _load_run(checkpoint)
     state = {f"head.{k}": v for k, v in method.head.state_dict().items()}
-    state |= {f"backbone.{k}": v for k, v in method.backbone.state_dict().items()}
+    if cfg.method.clip is None:
+        state |= {f"backbone.{k}": v for k, v in method.backbone.state_dict().items()}
     head = {"embed_dim": cfg.method.embed_dim, "prompt_tokens": cfg.method.prompt_tokens}
     metadata = {"format": PERCEIVER_FORMAT, "backbone": cfg.model.backbone, "overrides": cfg.model.overrides}
-    metadata |= {"head": head, "tiers": list(TIERS)}
+    metadata |= {"head": head, "tiers": list(TIERS), "clip": cfg.method.clip}
     return export_safetensors(path or checkpoint.with_name("perceiver.safetensors"), state, metadata)
 
 
@@ -331,9 +358,13 @@ def load_perceiver(path: str | Path) -> QualityPerceiver:
     if meta.get("format") != PERCEIVER_FORMAT:
         raise UirError(f"{path}: not a quality perceiver (made by export_perceiver)")
     head, overrides, tiers = (json.loads(meta[k]) for k in ("head", "overrides", "tiers"))
-    backbone = create_backbone(meta["backbone"], **overrides)
-    perceiver = QualityPerceiver(backbone, PerceiverHead(backbone.feature_dims, **head), tiers)
-    perceiver.load_state_dict(state)
+    clip = json.loads(meta.get("clip", "null"))
+    encoder = create_backbone(meta["backbone"], **overrides) if clip is None else _load_clip(clip)
+    perceiver = QualityPerceiver(encoder, PerceiverHead(encoder.feature_dims, **head), tiers)
+    if clip is None:
+        perceiver.load_state_dict(state)
+    else:  # the frozen CLIP tower comes from its directory, the file holds the head
+        perceiver.head.load_state_dict({k.removeprefix("head."): v for k, v in state.items()})
     return perceiver.eval()
 
 

@@ -1,7 +1,12 @@
 """Perceive-IR's quality-aware loss around any backbone (METHODS §4, stage 2 losses).
 
-``L = pixel_weight·L1 + clip_weight·L_clip + dpl_weight·L_dpl`` (the paper: 1, 0.05, 0.1; its ``0.1·L_cl`` of the
-CFE is not part of this method):
+``L = pixel_weight·L1 + contrast_weight·L_cl + clip_weight·L_clip + dpl_weight·L_dpl`` (the paper: 1, 0.1, 0.05,
+0.1):
+
+- ``L_cl``, only for a backbone with a degradation code (``degradation_code(lq) -> (B, D)`` unit vectors, e.g.
+  ``perceiveir-*``): InfoNCE (:func:`info_nce`, τ ``contrast_temperature``) between the codes of two random crops
+  (``contrast_crop`` × the side) of every image: the positive is the other crop of the same image, the negatives
+  the other crops of images of *other* degradation types (``label``). Crop positions come from the step number.
 
 - ``L_clip = 1 − softmax(perceiver(restored))["high"]``: a frozen stage-1 :class:`QualityPerceiver` rates the
   restored image.
@@ -37,6 +42,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from uir.errors import UirError
@@ -59,6 +65,11 @@ class QualityAwareConfig:
         probe_patch: side of their centre crops (at most ``data.crop``).
         probe_every: steps between two measurements of ``α``.
         alpha_easy, alpha_hard: ``α_k`` when proxy ``k`` is no better than the model (1.25), or better (0.75).
+        contrast_weight: weight of L_cl (0.1); ignored for backbones without ``degradation_code``.
+        contrast_temperature: InfoNCE's τ (0.1).
+        contrast_crop: side of the two crops as a fraction of the training crop's shorter side.
+        vgg: a VGG16 state-dict file (torchvision's ``features.*`` keys): L_dpl in VGG16's space (the paper's)
+            instead of the perceiver encoder's.
     """
 
     name: Literal["quality-aware"] = "quality-aware"
@@ -72,6 +83,10 @@ class QualityAwareConfig:
     probe_every: int = 500
     alpha_easy: float = 1.25
     alpha_hard: float = 0.75
+    contrast_weight: float = 0.1
+    contrast_temperature: float = 0.1
+    contrast_crop: float = 0.5
+    vgg: str | None = None
 
     def check(self) -> None:
         if self.perceiver is None:
@@ -80,6 +95,42 @@ class QualityAwareConfig:
             raise ValueError("the loss weights and alphas must be >= 0")
         if self.probe_size < 1 or self.probe_patch < 8 or self.probe_every < 1:
             raise ValueError("need probe_size >= 1, probe_patch >= 8 and probe_every >= 1")
+        if self.contrast_weight < 0 or not self.contrast_temperature > 0 or not 0 < self.contrast_crop <= 1:
+            raise ValueError("need contrast_weight >= 0, contrast_temperature > 0 and 0 < contrast_crop <= 1")
+
+
+def info_nce(anchor: Tensor, positive: Tensor, label: Tensor, temperature: float = 0.1) -> Tensor:
+    """InfoNCE with the other degradation types as negatives (Perceive-IR's L_cl).
+
+    ``-log(exp(a_i·p_i/τ) / (exp(a_i·p_i/τ) + Σ_{j: label_j ≠ label_i} exp(a_i·p_j/τ)))``, averaged over ``i``;
+    samples of the same type as ``i`` (other than ``i``) are left out. A batch of one type gives 0.
+
+    Args:
+        anchor, positive: ``(B, D)`` unit vectors; row ``i`` of both comes from the same image.
+        label: ``(B,)`` degradation type indices.
+        temperature: ``τ``.
+
+    Example:
+        >>> z = torch.eye(2)
+        >>> float(info_nce(z, z, torch.tensor([0, 1]))) < 1e-4  # log(1 + exp(-10))
+        True
+    """
+    logits = anchor @ positive.T / temperature
+    count = len(anchor)
+    keep = (label[:, None] != label[None, :]) | torch.eye(count, dtype=torch.bool, device=anchor.device)
+    logits = logits.float().masked_fill(~keep, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(count, device=anchor.device))
+
+
+def two_crops(lq: Tensor, size: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Two random ``size × size`` crops ``(B, 3, size, size)`` of every image of ``lq``, positions drawn per image."""
+    height, width = lq.shape[-2:]
+    crops = []
+    for _ in range(2):
+        tops = torch.randint(0, height - size + 1, (len(lq),), generator=generator).tolist()
+        lefts = torch.randint(0, width - size + 1, (len(lq),), generator=generator).tolist()
+        crops.append(torch.stack([x[:, t : t + size, s : s + size] for x, t, s in zip(lq, tops, lefts, strict=True)]))
+    return crops[0], crops[1]
 
 
 def feature_distance(a: Sequence[Tensor], b: Sequence[Tensor]) -> list[Tensor]:
@@ -99,8 +150,10 @@ class QualityAware(nn.Module):
     Args:
         backbone: any restoration backbone.
         labels: the training data's class names; ``α`` is kept per class.
-        perceiver: the frozen stage-1 perceiver (its encoder is also L_dpl's feature space).
+        perceiver: the frozen stage-1 perceiver (its encoder is also L_dpl's feature space by default).
         proxies: frozen restorers ``lq -> restored`` (may be empty).
+        feature_net: L_dpl's feature space instead, a frozen encoder (``encode(x) -> list[Tensor]``), e.g.
+            :class:`~uir.models.frozen.VGG16Features` (the paper's).
         Other arguments: the fields of :class:`QualityAwareConfig`.
     """
 
@@ -111,6 +164,7 @@ class QualityAware(nn.Module):
         *,
         perceiver: QualityPerceiver,
         proxies: Sequence[nn.Module] = (),
+        feature_net: nn.Module | None = None,
         pixel_weight: float = 1.0,
         clip_weight: float = 0.05,
         dpl_weight: float = 0.1,
@@ -119,13 +173,19 @@ class QualityAware(nn.Module):
         probe_every: int = 500,
         alpha_easy: float = 1.25,
         alpha_hard: float = 0.75,
+        contrast_weight: float = 0.1,
+        contrast_temperature: float = 0.1,
+        contrast_crop: float = 0.5,
     ) -> None:
         super().__init__()
         self.backbone, self.labels = backbone, list(labels)
-        self.weights = {"l1": pixel_weight, "clip": clip_weight, "dpl": dpl_weight}
+        self.weights = {"l1": pixel_weight, "clip": clip_weight, "dpl": dpl_weight, "cl": contrast_weight}
+        self.contrast_temperature, self.contrast_crop = contrast_temperature, contrast_crop
         self.probe_every, self.alpha_easy, self.alpha_hard = probe_every, alpha_easy, alpha_hard
         # Plain attributes, not submodules: never optimised, never saved; _apply still moves them.
-        self._frozen: list[nn.Module] = [m.eval().requires_grad_(False) for m in (perceiver, *proxies)]
+        extra = [] if feature_net is None else [feature_net]
+        self._frozen: list[nn.Module] = [m.eval().requires_grad_(False) for m in (perceiver, *proxies, *extra)]
+        self.proxy_count, self.has_feature_net = len(proxies), feature_net is not None
         self.high = perceiver.tiers.index("high")
         count, tasks = len(proxies), len(self.labels)
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
@@ -141,7 +201,11 @@ class QualityAware(nn.Module):
 
     @property
     def proxies(self) -> list[nn.Module]:
-        return self._frozen[1:]
+        return self._frozen[1 : 1 + self.proxy_count]
+
+    def features(self, x: Tensor) -> list[Tensor]:
+        """L_dpl's multi-scale features of ``x``: the feature net's, else the perceiver encoder's."""
+        return self._frozen[-1].encode(x) if self.has_feature_net else self.perceiver.features(x)
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> QualityAware:
         super()._apply(fn, recurse)
@@ -153,15 +217,18 @@ class QualityAware(nn.Module):
         """Restore ``batch["lq"]``; score against ``gt``, the perceiver and the proxies (``label`` picks ``α``).
 
         Returns:
-            The weighted loss, and ``l1``, ``clip``, ``dpl`` as detached scalars.
+            The weighted loss, and ``l1``, ``clip``, ``dpl`` (and ``cl``) as detached scalars.
         """
         lq, gt, label = batch["lq"], batch["gt"], batch["label"]
         self._collect_probe(lq, gt, label)
-        if int(self.step) % self.probe_every == 0 and bool((self.probe_task >= 0).all()):
+        step = int(self.step)
+        if step % self.probe_every == 0 and bool((self.probe_task >= 0).all()):
             self.measure_alpha()
         self.step += 1
         restored = self.backbone(lq)
         terms = {"l1": (restored - gt).abs().mean()}
+        if self.weights["cl"] > 0 and hasattr(self.backbone, "degradation_code"):
+            terms["cl"] = self.contrast(lq, label, step)
         if self.weights["clip"] > 0:
             terms["clip"] = 1 - self.perceiver(restored).float().softmax(dim=1)[:, self.high].mean()
         if self.weights["dpl"] > 0:
@@ -169,9 +236,17 @@ class QualityAware(nn.Module):
         loss = sum(self.weights[name] * value for name, value in terms.items())
         return loss, {name: value.detach() for name, value in terms.items()}  # type: ignore[return-value]
 
+    def contrast(self, lq: Tensor, label: Tensor, step: int) -> Tensor:
+        """L_cl of the backbone's degradation codes of two crops of each image (crops drawn from ``step``)."""
+        size = max(8, int(min(lq.shape[-2:]) * self.contrast_crop))
+        first, second = two_crops(lq, size, torch.Generator().manual_seed(step))
+        codes = self.backbone.degradation_code(torch.cat([first, second]))
+        anchor, positive = codes.chunk(2)
+        return info_nce(anchor, positive, label.to(lq.device), self.contrast_temperature)
+
     def dpl(self, restored: Tensor, lq: Tensor, gt: Tensor, label: Tensor) -> Tensor:
         """L_dpl averaged over the batch (the module docstring's formula)."""
-        features = self.perceiver.features
+        features = self.features
         with torch.no_grad():
             fixed = [features(gt), features(lq)]
             fixed += [features(proxy(lq)) for proxy in self.proxies]
@@ -256,9 +331,15 @@ def build_quality_aware(backbone: nn.Module, config: QualityAwareConfig, *, labe
     perceiver_path = expand_path(config.perceiver, "method.perceiver")
     if not perceiver_path.exists():
         raise UirError(f"method.perceiver: {perceiver_path} does not exist; train one with method.name: perceiver")
-    options = {k: v for k, v in vars(config).items() if k not in ("name", "perceiver", "proxies")}
+    options = {k: v for k, v in vars(config).items() if k not in ("name", "perceiver", "proxies", "vgg")}
     proxies = [load_restorer(str(expand_path(p, "method.proxies"))) for p in config.proxies]
-    return QualityAware(backbone, labels, perceiver=load_perceiver(perceiver_path), proxies=proxies, **options)
+    feature_net = None
+    if config.vgg is not None:
+        from uir.models.frozen import VGG16Features
+
+        feature_net = VGG16Features(expand_path(config.vgg, "method.vgg"))
+    perceiver = load_perceiver(perceiver_path)
+    return QualityAware(backbone, labels, perceiver=perceiver, proxies=proxies, feature_net=feature_net, **options)
 
 
 from uir.methods import register_method  # noqa: E402

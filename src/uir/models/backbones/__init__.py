@@ -26,6 +26,9 @@ Presets:
   configuration, the one MaskDCPT uses: width 64, encoder 1-1-1-28, 67.9 M; width 64 with the SIDD block
   counts would be 116 M), ``restormer-48`` (26.1 M), ``promptir-48`` (35.4 M; the released code has 0.2 M more
   in convolutions it never uses).
+- ``perceiveir-*``: Perceive-IR's network (:mod:`uir.models.backbones.perceiveir`): the Restormer of the same size
+  with guided decoder blocks, a degradation code (CFE) and a frozen semantic encoder (default: ``restormer-cpu``'s
+  encoder with fixed random weights, ``restormer-tiny``'s for ``-tiny``; set ``semantic_init`` to a trained one).
 
 Example:
     >>> import torch
@@ -46,6 +49,7 @@ from torch import Tensor, nn
 from uir.errors import UirError
 from uir.models.backbones.amirnet import DegradationEncoder, FTBlock, FTBNAFNet
 from uir.models.backbones.nafnet import NAFBlock, NAFNet
+from uir.models.backbones.perceiveir import DegradationCode, GuidedBlock, PerceiveIR
 from uir.models.backbones.promptir import PromptStage, promptir
 from uir.models.backbones.restormer import Restormer, TransformerBlock
 
@@ -66,6 +70,7 @@ class Backbone(Protocol):
 _RESTORMER_48 = {"dim": 48, "num_blocks": (4, 6, 6, 8), "num_refinement_blocks": 4, "num_heads": (1, 2, 4, 8)}
 _RESTORMER_CPU = {"dim": 20, "num_blocks": (1, 2, 2, 4), "num_refinement_blocks": 1, "stem": 2}
 _TINY = {"num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1}
+_PERCEIVEIR_TINY = {"code_width": 8, "code_stages": 2, "code_dim": 16, "prompt_len": 4, "guide_hidden": 8}
 _FTB_TINY = {"degradation_width": 8, "degradation_stages": 2, "feature_dim": 16, "head_hidden": 8}
 
 PRESETS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
@@ -112,6 +117,12 @@ PRESETS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
         promptir,
         {**_RESTORMER_48, "prompt_dims": (64, 128, 320), "prompt_len": 5, "prompt_sizes": (64, 32, 16)},
     ),
+    "perceiveir-tiny": (
+        PerceiveIR,
+        {"dim": 8, **_TINY, **_PERCEIVEIR_TINY, "semantic_dim": 8, "semantic_backbone": "restormer-tiny"},
+    ),
+    "perceiveir-cpu": (PerceiveIR, {**_RESTORMER_CPU, "prompt_len": 8, "semantic_dim": 32}),
+    "perceiveir-48": (PerceiveIR, _RESTORMER_48),
 }
 """Preset name → (backbone class or builder, its keyword arguments)."""
 
@@ -139,11 +150,14 @@ def create_backbone(name: str, **overrides: Any) -> nn.Module:
 __all__ = [
     "PRESETS",
     "Backbone",
+    "DegradationCode",
     "DegradationEncoder",
     "FTBNAFNet",
     "FTBlock",
+    "GuidedBlock",
     "NAFBlock",
     "NAFNet",
+    "PerceiveIR",
     "PromptStage",
     "Restormer",
     "TransformerBlock",
