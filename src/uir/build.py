@@ -10,6 +10,7 @@ import inspect
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -329,3 +330,33 @@ def retarget_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, optim: Opti
     for group in groups:
         group["initial_lr"] = optim.lr
         group["lr"] = optim.lr * schedule(scheduler.last_epoch)
+
+
+def method_from_checkpoint(path: str | Path, name: str, what: str) -> tuple[nn.Module, Config]:
+    """The method ``name`` of a training checkpoint (or run folder), with its raw (not EMA) weights, in eval mode.
+
+    Args:
+        path: a ``last.ckpt`` or the run folder holding it.
+        name: the ``method.name`` the run must have.
+        what: how the error names such a run (``"a MaskDCPT pre-training"``).
+
+    Returns:
+        The method (its ``backbone`` included) and the run's config.
+
+    Raises:
+        UirError: an unreadable checkpoint, or a run of another method (one line).
+    """
+    from uir.checkpoint import load_checkpoint
+    from uir.config import config_from_dict
+    from uir.methods import get_method
+
+    path = Path(path)
+    path = path / "last.ckpt" if path.is_dir() else path
+    state = load_checkpoint(path)
+    cfg = config_from_dict(state["config"], where=str(path))
+    if cfg.method.name != name:
+        raise UirError(f"{path}: a {cfg.method.name!r} run, not {what} (method.name: {name})")
+    backbone = build_backbone(cfg.model, init=False)
+    method = get_method(name).build(backbone, cfg.method, labels=state["labels"])
+    method.load_state_dict({**{f"backbone.{k}": v for k, v in state["backbone"].items()}, **state["method"]})
+    return method.eval(), cfg

@@ -294,18 +294,10 @@ def _checkpoint_path(path: str | Path) -> Path:
 
 def _load_run(path: str | Path) -> tuple[MaskDCPT, ModelConfig]:
     """The MaskDCPT method of a training checkpoint (or run folder), with its raw (not EMA) weights, and its model."""
-    from uir.checkpoint import load_checkpoint
-    from uir.config import config_from_dict
+    from uir.build import method_from_checkpoint
 
-    path = _checkpoint_path(path)
-    state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"], where=str(path))
-    if cfg.method.name != "maskdcpt":
-        raise UirError(f"{path}: a {cfg.method.name!r} run, not a MaskDCPT pre-training (method.name: maskdcpt)")
-    backbone = create_backbone(cfg.model.backbone, **cfg.model.overrides)
-    method = build_maskdcpt(backbone, cfg.method, labels=state["labels"])
-    method.load_state_dict({**{f"backbone.{k}": v for k, v in state["backbone"].items()}, **state["method"]})
-    return method.eval(), cfg.model
+    method, cfg = method_from_checkpoint(path, "maskdcpt", "a MaskDCPT pre-training")
+    return method, cfg.model  # type: ignore[return-value]
 
 
 def export_classifier(run: str | Path, path: str | Path | None = None) -> Path:

@@ -308,17 +308,10 @@ def _checkpoint_path(path: str | Path) -> Path:
 
 
 def _load_run(path: Path) -> tuple[PerceiverTraining, Any]:
-    from uir.checkpoint import load_checkpoint
-    from uir.config import config_from_dict
+    from uir.build import method_from_checkpoint
 
-    state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"], where=str(path))
-    if cfg.method.name != "perceiver":
-        raise UirError(f"{path}: a {cfg.method.name!r} run, not a perceiver training (method.name: perceiver)")
-    backbone = create_backbone(cfg.model.backbone, **cfg.model.overrides)
-    method = build_perceiver(backbone, cfg.method, labels=state["labels"])
-    method.load_state_dict({**{f"backbone.{k}": v for k, v in state["backbone"].items()}, **state["method"]})
-    return method.eval(), cfg
+    method, cfg = method_from_checkpoint(path, "perceiver", "a perceiver training")
+    return method, cfg  # type: ignore[return-value]
 
 
 def export_perceiver(run: str | Path, path: str | Path | None = None) -> Path:
