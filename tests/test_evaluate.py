@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import smooth_photo
@@ -111,3 +112,22 @@ def test_real_sets_use_no_reference_metrics(data_root: Path, tmp_path: Path) -> 
     (real,) = results["sets"]
     assert set(real["models"]["identity"]["mean"]) == {"piqe", "niqe"}
     assert len(results["missing"]) == 4
+
+
+def test_model_files_with_one_name_are_told_apart_by_folder(data_root: Path, tmp_path: Path) -> None:
+    from uir.checkpoint import export_safetensors
+    from uir.models.backbones import create_backbone
+
+    for run in ("scratch", "finetune"):
+        torch.manual_seed(len(run))
+        export_safetensors(
+            tmp_path / run / "final.safetensors",
+            create_backbone("nafnet-tiny").state_dict(),
+            {"backbone": "nafnet-tiny", "labels": ["noise"]},
+        )
+    models = [str(tmp_path / run / "final.safetensors") for run in ("scratch", "finetune")]
+    argv = ["eval", "--model", *models, "--benchmark", "unseen-noise", "--data-root", str(data_root), "--limit", "1"]
+    assert main([*argv, "--out", str(tmp_path / "eval")]) == 0
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert list(results["sets"][0]["models"]) == ["input", "scratch/final", "finetune/final"]
+    assert "| scratch/final |" in (tmp_path / "eval" / "results.md").read_text()

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise UirError("say where to write the results with --out")
     protocol = get_protocol(args.benchmark)
     restorers = [load_restorer(spec, device=args.device) for spec in args.model]
+    name_apart(restorers, args.model)
     identities = [model_identity(r, spec) for r, spec in zip(restorers, args.model, strict=True)]
     result = evaluate(
         restorers,
@@ -77,3 +78,12 @@ def run(args: argparse.Namespace) -> int:
     print(to_markdown(result))
     print(f"wrote {json_path}, {md_path} and {args.out / 'grids'}/")
     return 0
+
+
+def name_apart(restorers: list, specs: list[str]) -> None:
+    """Model files whose names clash (``a/final.safetensors``, ``b/final.safetensors``) take ``<folder>/<name>``."""
+    names = [getattr(r, "name", "") for r in restorers]
+    for restorer, spec, name in zip(restorers, specs, names, strict=True):
+        path = Path(spec)
+        if names.count(name) > 1 and path.is_file():
+            restorer.name = f"{path.parent.name}/{name}"
