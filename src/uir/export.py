@@ -363,10 +363,12 @@ def _median_time(fn: Callable[[], Tensor], runs: int) -> tuple[float, Tensor]:
 
 
 def _digest(spec: str, restorer: Any) -> str:
-    """16 hex digits naming the weights (their file's bytes, else the tensors) with uir's and torch's versions."""
+    """16 hex digits naming the weights (their file's bytes, else the tensors), the tile size (kept in the file's
+    metadata) and uir's and torch's versions."""
     from uir.pretrained import SHIPPED, shipped_path
 
-    digest = hashlib.sha256(f"uir {__version__} torch {torch.__version__}".encode())
+    tile = getattr(restorer, "tile_size", None)
+    digest = hashlib.sha256(f"uir {__version__} torch {torch.__version__} tile {tile}".encode())
     source = shipped_path(spec) if spec in (*SHIPPED, "default") else Path(spec)
     if source.is_file():
         digest.update(source.read_bytes())
