@@ -105,7 +105,8 @@ def test_restore_8bit(client: TestClient, rng: np.random.Generator, dtype, chann
     assert float(response.headers["x-uir-seconds"]) >= 0
     assert "restore;dur=" in response.headers["server-timing"]
     suffix = ".tiff" if fmt == "TIFF" else ".png"
-    assert response.headers["content-disposition"] == f'attachment; filename="my photo_restored{suffix}"'
+    disposition = response.headers["content-disposition"]
+    assert disposition.startswith(f"attachment; filename=\"my photo_restored{suffix}\"; filename*=UTF-8''my%20photo")
     restored = Image.open(io.BytesIO(response.content))
     assert restored.size == (W, H) and restored.mode == mode
     if fmt in ("PNG", "BMP", "TIFF", "WEBP"):  # lossless in, identity model: the same pixels out
@@ -122,6 +123,15 @@ def test_restore_16bit_with_alpha_is_exact(client: TestClient, rng: np.random.Ge
     decoded = cv2.imdecode(np.frombuffer(response.content, np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded.dtype == np.uint16 and decoded.shape == (H, W, 4)
     assert np.array_equal(decoded[..., [2, 1, 0, 3]], array)
+
+
+def test_a_name_in_any_script_downloads_under_its_own_name(client: TestClient, rng: np.random.Generator) -> None:
+    data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    response = client.post("/v1/restore", files=upload(data, "фото 写真.png"))
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    assert 'filename="____ ___restored.png"' in disposition  # the ASCII fallback
+    assert "filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%20%E5%86%99%E7%9C%9F_restored.png" in disposition
 
 
 def test_inspect(client: TestClient, rng: np.random.Generator) -> None:

@@ -25,6 +25,7 @@ from importlib import resources
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -141,7 +142,7 @@ def _add_routes(app: FastAPI, model: Model, pool: InferencePool, limits: Limits)
             "X-Uir-Model": model.name,
             "X-Uir-Seconds": f"{timings['restore']:.3f}",
             "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
-            "Content-Disposition": f'attachment; filename="{stem}_restored{suffix}"',
+            "Content-Disposition": _attachment(f"{stem}_restored{suffix}"),
         }
         return Response(body, media_type=MEDIA_TYPES[suffix], headers=headers)
 
@@ -219,6 +220,13 @@ def _display_name(filename: str | None) -> str:
     base = "".join(c for c in unicodedata.normalize("NFC", base) if unicodedata.category(c)[0] != "C")
     base = re.sub(r'["<>]', "_", base).strip(" .")[:120]
     return base or "upload"
+
+
+def _attachment(filename: str) -> str:
+    """A Content-Disposition for ``filename``: an ASCII fallback, and the UTF-8 name (RFC 6266), since headers
+    are latin-1 and a client's name may be anything."""
+    fallback = filename.encode("ascii", "replace").decode("ascii").replace("?", "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
 
 
 def _one_line(text: str) -> str:
