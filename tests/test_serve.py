@@ -359,3 +359,16 @@ def test_serve_command_runs_uvicorn(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     limits = calls[0]["app"].state.limits
     assert (limits.queue_size, limits.max_pixels) == (2, 1000)
     assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+
+
+def test_inspect_uses_the_parts_the_server_was_given(identity, rng: np.random.Generator) -> None:  # noqa: ANN001
+    class Classifier:
+        def classify(self, lq: object) -> dict[str, float]:
+            return {"haze": 0.9, "noise": 0.1}
+
+    app = create_app(identity, inspector=uir.Inspector(classifier=Classifier()))
+    with TestClient(app) as client:
+        data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+        report = client.post("/v1/inspect", files=upload(data, "a.png")).json()
+    assert report["degradations"] == {"haze": 0.9, "noise": 0.1}
+    assert report["verdict"] == "looks degraded by haze (90%)"

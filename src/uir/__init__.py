@@ -17,11 +17,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "__version__", "inspect_image", "load", "restore_image"]
+__all__ = ["Inspector", "Model", "__version__", "inspect_image", "load", "restore_image"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Model", "inspect_image", "load", "restore_image"):  # (uir.restore is the tiling module)
+    if name in ("Inspector", "Model", "inspect_image", "load", "restore_image"):  # (uir.restore is the tiling module)
         from uir import api
 
         return getattr(api, name)

@@ -21,10 +21,11 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -32,9 +33,7 @@ from PIL import Image
 from torch import Tensor
 
 from uir.errors import UirError
-
-if TYPE_CHECKING:
-    from uir.inspection import Inspection
+from uir.inspection import Inspection, Inspector
 
 logger = logging.getLogger(__name__)
 
@@ -209,15 +208,21 @@ def inspect_image(
         >>> report.piqe_grade
         'bad'
     """
-    from uir.inspection import Inspector
-
     if isinstance(image, Tensor):
         tensor = image[None] if image.ndim == 3 else image
     elif isinstance(image, (np.ndarray, Image.Image)):
         tensor = _to_rgb_tensor(image)
     else:
         raise UirError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
-    return Inspector.from_files(classifier, tree, perceiver, device=device).inspect(tensor.float())
+    return _inspector(classifier, tree, perceiver, device).inspect(tensor.float())
+
+
+@functools.lru_cache(maxsize=4)
+def _inspector(
+    classifier: str | Path | None, tree: str | Path | None, perceiver: str | Path | None, device: str
+) -> Any:
+    """The ``Inspector`` for these parts, loaded once and kept (the last few), so repeated calls do not reload them."""
+    return Inspector.from_files(classifier, tree, perceiver, device=device)
 
 
 def _to_rgb_tensor(image: np.ndarray | Image.Image) -> Tensor:

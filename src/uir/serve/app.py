@@ -35,7 +35,7 @@ from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from uir import __version__, io
-from uir.api import Model, inspect_image
+from uir.api import Inspector, Model
 from uir.errors import UirError
 from uir.serve.pool import InferencePool, PoolFull
 
@@ -74,18 +74,21 @@ class Limits:
         return int(self.max_upload_mb * 1024 * 1024)
 
 
-def create_app(model: Model, *, limits: Limits | None = None) -> FastAPI:
+def create_app(model: Model, *, limits: Limits | None = None, inspector: Inspector | None = None) -> FastAPI:
     """The application serving ``model`` (already loaded: the one model in memory) within ``limits``.
 
     Args:
         model: what ``uir.load`` returned (or any object with ``name``, ``labels``, ``device`` and
             ``restore_tensor((1, 3, H, W)) -> (1, 3, H, W)``).
         limits: upload size, pixel count, pool and queue; defaults from ``Limits``.
+        inspector: what ``/v1/inspect`` uses (``Inspector.from_files`` with a classifier, tree or perceiver);
+            default: the scores alone.
 
     Returns:
         A FastAPI app; ``app.state.pool`` is its ``InferencePool``.
     """
     limits = limits or Limits()
+    inspector = inspector or Inspector()
     pool = InferencePool(workers=limits.workers, queue_size=limits.queue_size)
 
     @asynccontextmanager
@@ -106,12 +109,12 @@ def create_app(model: Model, *, limits: Limits | None = None) -> FastAPI:
     app.state.limits = limits
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-    _add_routes(app, model, pool, limits)
+    _add_routes(app, model, inspector, pool, limits)
     app.add_middleware(_BodyLimit, max_bytes=limits.max_bytes + _FORM_SLACK, limit_mb=limits.max_upload_mb)
     return app
 
 
-def _add_routes(app: FastAPI, model: Model, pool: InferencePool, limits: Limits) -> None:
+def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: InferencePool, limits: Limits) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse((STATIC / "index.html").read_text(encoding="utf-8"))
@@ -150,7 +153,7 @@ def _add_routes(app: FastAPI, model: Model, pool: InferencePool, limits: Limits)
     async def inspect(file: Upload) -> dict[str, Any]:
         """PIQE (with its grade), NIQE and a verdict (``uir inspect --json``), plus ``seconds`` taken."""
         name, data = await _upload(file, limits)
-        return await _in_pool(pool, limits, _inspect_job, data, name)
+        return await _in_pool(pool, limits, _inspect_job, inspector, data, name)
 
 
 def _restore_job(model: Model, data: bytes, name: str) -> tuple[bytes, str, dict[str, float]]:
@@ -167,9 +170,9 @@ def _restore_job(model: Model, data: bytes, name: str) -> tuple[bytes, str, dict
     return body, suffix, timings
 
 
-def _inspect_job(data: bytes, name: str) -> dict[str, Any]:
+def _inspect_job(inspector: Inspector, data: bytes, name: str) -> dict[str, Any]:
     start = time.perf_counter()
-    report = inspect_image(io.decode_image(data, name).image).to_dict()
+    report = inspector.inspect(io.decode_image(data, name).image).to_dict()
     report["path"] = name
     report["seconds"] = round(time.perf_counter() - start, 3)
     return report
