@@ -127,6 +127,17 @@ PRESETS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
 """Preset name → (backbone class or builder, its keyword arguments)."""
 
 
+def accepted_arguments(factory: Callable[..., nn.Module]) -> set[str]:
+    """The keyword arguments ``factory`` takes; a wrapper that forwards ``**kwargs`` to the network named by its
+    ``wraps`` attribute (``FTBNAFNet`` → ``NAFNet``) takes that network's too."""
+    parameters = inspect.signature(factory).parameters
+    accepted = {n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    wrapped = getattr(factory, "wraps", None)
+    if wrapped is not None and len(accepted) < len(parameters):
+        accepted |= accepted_arguments(wrapped)
+    return accepted
+
+
 def create_backbone(name: str, **overrides: Any) -> nn.Module:
     """Build the preset ``name``, with keyword arguments of its constructor overridden.
 
@@ -140,7 +151,7 @@ def create_backbone(name: str, **overrides: Any) -> nn.Module:
     if name not in PRESETS:
         raise UirError(f"unknown backbone {name!r}; valid: {', '.join(PRESETS)}")
     factory, kwargs = PRESETS[name]
-    accepted = set(inspect.signature(factory).parameters)
+    accepted = accepted_arguments(factory)
     unknown = sorted(set(overrides) - accepted)
     if unknown:
         raise UirError(f"{name} does not take {', '.join(unknown)}; it takes: {', '.join(sorted(accepted))}")

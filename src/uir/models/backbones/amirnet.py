@@ -19,9 +19,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -235,11 +235,11 @@ class FTBNAFNet(nn.Module):
     replaces it (e.g. a code of another image).
 
     Args:
-        width, encoder_blocks, middle_blocks, decoder_blocks, stem, in_channels, block, channels_last: as
-            :class:`NAFNet`.
+        in_channels, channels_last: as :class:`NAFNet`.
         encoder_block: factory of the encoder blocks; default :class:`FTBlock` (the decoder stays plain).
         degradation_width, degradation_stages, feature_dim, head_hidden: the :class:`DegradationEncoder`'s
             ``width``, ``stages``, ``feature_dim``, ``head_hidden``.
+        nafnet: the other keywords of :class:`NAFNet` (``width``, ``encoder_blocks``, ``middle_blocks``...).
 
     Example:
         >>> net = FTBNAFNet(width=8, encoder_blocks=(1, 1), middle_blocks=1, decoder_blocks=(1, 1),
@@ -249,22 +249,20 @@ class FTBNAFNet(nn.Module):
         (torch.Size([2, 3, 37, 53]), torch.Size([2, 15]))
     """
 
+    wraps = NAFNet
+    """The network this one builds on; ``create_backbone`` accepts its keywords too."""
+
     def __init__(
         self,
         *,
-        width: int = 32,
-        encoder_blocks: Sequence[int] = (2, 2, 4, 8),
-        middle_blocks: int = 12,
-        decoder_blocks: Sequence[int] = (2, 2, 2, 2),
-        stem: int = 1,
         in_channels: int = 3,
-        block: BlockFactory = NAFBlock,
         encoder_block: BlockFactory | None = None,
         channels_last: bool = True,
         degradation_width: int = 32,
         degradation_stages: int = 3,
         feature_dim: int = 256,
         head_hidden: int = 128,
+        **nafnet: Any,
     ) -> None:
         super().__init__()
         self.degradation = DegradationEncoder(
@@ -275,13 +273,8 @@ class FTBNAFNet(nn.Module):
             head_hidden=head_hidden,
         )
         self.net = NAFNet(
-            width=width,
-            encoder_blocks=encoder_blocks,
-            middle_blocks=middle_blocks,
-            decoder_blocks=decoder_blocks,
-            stem=stem,
+            **nafnet,
             in_channels=in_channels,
-            block=block,
             encoder_block=encoder_block or partial(FTBlock, cond_dim=CODE_DIM),
             channels_last=channels_last,
         )

@@ -29,8 +29,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -146,8 +147,8 @@ class PerceiveIR(nn.Module):
     level on its own ``concat(Z, S_l)``.
 
     Args:
-        dim, num_blocks, num_refinement_blocks, num_heads, ffn_expansion, bias, stem, in_channels, encoder_block,
-            channels_last: as :class:`Restormer`.
+        in_channels, encoder_block, channels_last: as :class:`Restormer` (``encoder_block`` defaults to its
+            plain block: only the decoder is guided).
         code_dim, code_width, code_stages: the CFE's ``code_dim``, ``width``, ``stages``.
         prompt_len: prompts per guided block.
         guide_hidden: hidden units of each guidance MLP.
@@ -157,18 +158,16 @@ class PerceiveIR(nn.Module):
             builds ``semantic_backbone`` with fixed random weights (seed ``semantic_seed``).
         semantic_dinov2: a local DINOv2 directory (``transformers``); replaces the uir semantic encoder.
         semantic_seed: seed of the random semantic encoder.
+        restormer: the other keywords of :class:`Restormer` (``dim``, ``num_blocks``, ``num_heads``...), its
+            defaults the paper's.
     """
+
+    wraps = Restormer
+    """The network this one builds on; ``create_backbone`` accepts its keywords too."""
 
     def __init__(
         self,
         *,
-        dim: int = 48,
-        num_blocks: Sequence[int] = (4, 6, 6, 8),
-        num_refinement_blocks: int = 4,
-        num_heads: Sequence[int] = (1, 2, 4, 8),
-        ffn_expansion: float = 2.66,
-        bias: bool = False,
-        stem: int = 1,
         in_channels: int = 3,
         encoder_block: BlockFactory | None = None,
         channels_last: bool = True,
@@ -182,18 +181,13 @@ class PerceiveIR(nn.Module):
         semantic_init: str | None = None,
         semantic_dinov2: str | None = None,
         semantic_seed: int = 0,
+        **restormer: Any,
     ) -> None:
         super().__init__()
         self.cfe = DegradationCode(in_channels, width=code_width, stages=code_stages, code_dim=code_dim)
         block = partial(GuidedBlock, cond_dim=code_dim + semantic_dim, prompt_len=prompt_len, hidden=guide_hidden)
         self.net = Restormer(
-            dim=dim,
-            num_blocks=num_blocks,
-            num_refinement_blocks=num_refinement_blocks,
-            num_heads=num_heads,
-            ffn_expansion=ffn_expansion,
-            bias=bias,
-            stem=stem,
+            **restormer,
             in_channels=in_channels,
             block=block,
             encoder_block=encoder_block or TransformerBlock,
