@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -193,13 +192,7 @@ def _verdict(piqe_score: float, degradations: dict[str, float] | None, tiers: di
 
 
 def _load_perceiver(path: str | Path, device: str) -> Perceiver:
-    """A quality perceiver from a file (``uir.methods.perceiver``'s loader, when that method is installed)."""
-    try:
-        from uir.methods import perceiver as module
-    except ImportError as err:
-        raise UirError("no quality perceiver is available in this version of uir") from err
-    loader: Callable[..., Perceiver] | None = getattr(module, "load_perceiver", None)
-    if loader is None:
-        raise UirError("no quality perceiver loader (uir.methods.perceiver.load_perceiver) in this version of uir")
-    perceiver = loader(path)
-    return perceiver.to(device) if hasattr(perceiver, "to") else perceiver
+    """A quality perceiver from ``export_perceiver``'s file or a perceiver run, on ``device``."""
+    from uir.methods.perceiver import load_perceiver
+
+    return load_perceiver(path).to(device)

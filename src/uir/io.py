@@ -199,6 +199,19 @@ def write_text(path: str | Path, text: str, *, overwrite: bool = False, protecte
     return path
 
 
+def restored_suffix(suffix: str) -> str:
+    """The file type a restored image is written as, from its input's suffix (``.jpg``) or format (``.jpeg``):
+    PNG and TIFF stay themselves; everything else (JPEG, WebP, BMP...) becomes PNG, to add no second lossy
+    compression and keep 16 bits and alpha where they can live.
+
+    Example:
+        >>> restored_suffix(".JPG"), restored_suffix(".tif")
+        ('.png', '.tif')
+    """
+    suffix = suffix.lower()
+    return suffix if suffix in (".png", ".tif", ".tiff") else ".png"
+
+
 def save_like(path: str | Path, image: Tensor, source: LoadedImage, **kwargs: object) -> Path:
     """Write ``image`` with the bit depth, alpha and grayness of ``source``; never over ``source`` itself.
 

@@ -75,11 +75,6 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.set_defaults(run=run)
 
 
-def _suffix(path: Path) -> str:
-    ext = path.suffix.lower()
-    return ".png" if ext in (".jpg", ".jpeg", ".webp", ".bmp") else ext
-
-
 def run(args: argparse.Namespace) -> int:
     from uir.api import load
     from uir.viz import before_after
@@ -90,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     rank, world_size, local_rank = shard()
     device = args.device if world_size == 1 or not args.device.startswith("cuda") else f"cuda:{local_rank}"
     paths = io.list_images(args.inputs, recursive=args.recursive)
-    names = {p: Path(f"{out}{_suffix(p)}") for p, out in output_names(paths, args.out, "").items()}
+    names = {p: Path(f"{out}{io.restored_suffix(p.suffix)}") for p, out in output_names(paths, args.out, "").items()}
     mine = sorted(paths)[rank::world_size]
     if world_size > 1:
         print(f"uir: process {rank + 1} of {world_size}: {len(mine)} of {len(paths)} input(s)", file=sys.stderr)

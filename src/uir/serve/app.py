@@ -43,7 +43,6 @@ logger = logging.getLogger(__name__)
 
 STATIC = resources.files("uir.serve") / "static"
 # What ``uir restore`` writes for each input format: JPEG, WebP and BMP become PNG (no second compression).
-OUTPUT_SUFFIX = {"PNG": ".png", "JPEG": ".png", "WEBP": ".png", "BMP": ".png", "TIFF": ".tiff"}
 MEDIA_TYPES = {".png": "image/png", ".tiff": "image/tiff"}
 # Room for the multipart envelope around the file itself.
 _FORM_SLACK = 64 * 1024
@@ -163,7 +162,7 @@ def _restore_job(model: Model, data: bytes, name: str) -> tuple[bytes, str, dict
     decoded = time.perf_counter()
     restored = model.restore_tensor(source.image)
     done = time.perf_counter()
-    suffix = OUTPUT_SUFFIX.get(source.format, ".png")
+    suffix = io.restored_suffix(f".{source.format}")
     with tempfile.TemporaryDirectory(prefix="uir-serve-") as folder:
         body = io.save_like(Path(folder) / f"restored{suffix}", restored, source).read_bytes()
     timings = {"decode": decoded - start, "restore": done - decoded, "encode": time.perf_counter() - done}
