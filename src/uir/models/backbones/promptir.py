@@ -15,6 +15,7 @@ PromptIR is built as a :class:`~uir.models.backbones.restormer.Restormer` whose 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,31 +96,26 @@ class PromptStage(nn.Module):
 
 def promptir(
     *,
-    dim: int = 48,
     num_blocks: Sequence[int] = (4, 6, 6, 8),
-    num_refinement_blocks: int = 4,
-    num_heads: Sequence[int] = (1, 2, 4, 8),
     ffn_expansion: float = 2.66,
     bias: bool = False,
-    stem: int = 1,
-    in_channels: int = 3,
+    block: BlockFactory = TransformerBlock,
     prompt_dims: Sequence[int] = (64, 128, 320),
     prompt_len: int = 5,
     prompt_sizes: Sequence[int] = (64, 32, 16),
     prompt_heads: int = 4,
-    block: BlockFactory = TransformerBlock,
-    encoder_block: BlockFactory | None = None,
-    channels_last: bool = True,
+    **restormer: Any,
 ) -> Restormer:
     """A PromptIR backbone: a :class:`Restormer` with a :class:`PromptStage` before every decoder upsampling.
 
     Args:
-        dim, num_blocks, num_refinement_blocks, num_heads, ffn_expansion, bias, stem, in_channels, block,
-            encoder_block, channels_last: as in :class:`Restormer` (the defaults are the paper's).
+        num_blocks, ffn_expansion, bias, block: as in :class:`Restormer` (the defaults are the paper's); the
+            prompt stages use them too.
         prompt_dims: prompt channels per decoder level, full resolution first (the paper: 64, 128, 320).
         prompt_len: prompt components per level (5).
         prompt_sizes: spatial size of the components per level, full resolution first (64, 32, 16).
         prompt_heads: heads of the prompt-interaction Transformer blocks (4).
+        restormer: the other keywords of :class:`Restormer` (``dim``, ``num_heads``, ``stem``...).
 
     Returns:
         The network; ``encode``/``decode``/``feature_dims`` as in :class:`Restormer`.
@@ -147,16 +143,13 @@ def promptir(
         )
 
     return Restormer(
-        dim=dim,
+        **restormer,
         num_blocks=num_blocks,
-        num_refinement_blocks=num_refinement_blocks,
-        num_heads=num_heads,
         ffn_expansion=ffn_expansion,
         bias=bias,
-        stem=stem,
-        in_channels=in_channels,
         block=block,
-        encoder_block=encoder_block,
         decoder_prompt=stage,
-        channels_last=channels_last,
     )
+
+
+promptir.wraps = Restormer  # type: ignore[attr-defined]  (create_backbone accepts its keywords too)
