@@ -12,7 +12,7 @@ EPILOG = """examples:
       --set 'data.sources=[{kind: tiers, root: runs/tiers/manifest.csv}]'
 
 Every sample of CONFIG's training sources (whole images) is written as a low/high pair and put in fold
-sha1(path) mod 2; a restorer (CONFIG's model, method and optimiser, --iterations steps) is trained on each fold
+sha1(file name) mod 2; a restorer (CONFIG's model, method and optimiser, --iterations steps) is trained on each fold
 and renders the other fold's degraded images: the medium tier. OUT gets pairs/, medium/, runs/fold0|1/ and
 manifest.csv (low, medium, high, task, fold; paths relative to OUT), which a `kind: tiers` data source reads.
 Run it again to resume interrupted fold trainings.

@@ -3,8 +3,9 @@
 Low = a degraded image, high = its clean image, medium = the output of a restorer that never saw it:
 
 1. Every sample of a training config's sources (whole images, the config's seed) is written out as a pair and
-   assigned fold ``sha1(path) mod 2`` (the clean image's path for synthetic and noisy sources, so all draws of one
-   photo share a fold and no restorer sees the photo it renders).
+   assigned fold ``sha1(file name) mod 2`` (the clean image's name for synthetic and noisy sources, so all draws of
+   one photo share a fold and no restorer sees the photo it renders; the name, not the path, so the split is the
+   same wherever the data lies).
 2. For each fold ``k``, a restorer is trained with :func:`uir.train.train` on the pairs of the other fold: the
    config's model, method and optimiser, ``iterations`` steps, one ``paired`` source per task; then it renders
    fold ``k``'s degraded images.
@@ -38,14 +39,14 @@ logger = logging.getLogger(__name__)
 FOLDS = 2
 
 
-def fold_of(path: str, folds: int = FOLDS) -> int:
-    """The fold of a sample: ``sha1(path) mod folds`` (stable across runs, machines and Python versions).
+def fold_of(name: str, folds: int = FOLDS) -> int:
+    """The fold of a sample: ``sha1(name) mod folds`` (stable across runs, machines and Python versions).
 
     Example:
         >>> fold_of("clean/0001.png"), fold_of("clean/0002.png")
         (0, 1)
     """
-    return int(hashlib.sha1(path.encode()).hexdigest(), 16) % folds
+    return int(hashlib.sha1(name.encode()).hexdigest(), 16) % folds
 
 
 @dataclass
@@ -74,7 +75,7 @@ def write_pairs(cfg: Config, out: Path, *, limit: int | None = None) -> list[Tie
         for index in range(count):
             item = dataset[index]
             task = source.label or item["label"]
-            sample = TierSample(f"{i}_{index:05d}.png", task, fold_of(item["path"]), item["path"])
+            sample = TierSample(f"{i}_{index:05d}.png", task, fold_of(Path(item["path"]).name), item["path"])
             for kind in ("lq", "gt"):
                 write_image(out / sample.pair(kind), item[kind][None], overwrite=True)
             samples.append(sample)
