@@ -1,7 +1,7 @@
 #!/bin/sh
 # The MaskDCPT ablation at equal compute: pre-train + fine-tune vs the same backbone trained from scratch for the
-# same cost (a MaskDCPT step costs 1.06x a supervised one, measured on nafnet-cpu), both evaluated on uir-5d and
-# unseen-noise. The two arms run side by side, one thread each.
+# same cost (a MaskDCPT step costs 1.06x a supervised one on nafnet-cpu and 1.03x on restormer-cpu, measured), both
+# evaluated on uir-5d and unseen-noise. The two arms run side by side, one thread each.
 #   UIR_DATA_ROOT=../shared/data sh scripts/ablation_maskdcpt.sh OUT [PRETRAIN_ITERS] [FINETUNE_ITERS] [ARCH]
 # ARCH is nafnet or restormer (configs/ARCH_maskdcpt_{pretrain,finetune}.yaml). Defaults: 10000 10000 nafnet.
 set -eu
@@ -9,7 +9,11 @@ OUT=${1:?usage: sh scripts/ablation_maskdcpt.sh OUT [PRETRAIN_ITERS] [FINETUNE_I
 PRE=${2:-10000}
 FINE=${3:-10000}
 ARCH=${4:-nafnet}
-SCRATCH=$(( FINE + (PRE * 106 + 50) / 100 ))
+case "$ARCH" in
+  restormer) COST=103 ;;
+  *) COST=106 ;;
+esac
+SCRATCH=$(( FINE + (PRE * COST + 50) / 100 ))
 UIR=${UIR:-uir}
 mkdir -p "$OUT"
 echo "pre-train $PRE + fine-tune $FINE iterations vs scratch $SCRATCH ($ARCH)" | tee "$OUT/plan.txt"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -96,9 +95,7 @@ def test_the_file_describes_the_model(tiny_export: tuple[Path, str]) -> None:
 def test_default_model_export_matches_torch_on_a_photo_crop(folder: Path) -> None:
     crop = folder / "crop.png"
     Image.open(CHECK_IMAGE).convert("RGB").crop((150, 60, 246, 124)).save(crop)  # 64×96
-    start = time.perf_counter()
     report = export_onnx("default", folder / "default.onnx", check=crop, runs=1)
-    assert time.perf_counter() - start < 60
     assert report.model == "nafnet-small-uir" and report.exporter == "dynamo" and report.image_size == (64, 96)
     assert report.max_abs_diff is not None and report.max_abs_diff < 1e-3
     assert report.file_bytes == (folder / "default.onnx").stat().st_size > 1_000_000

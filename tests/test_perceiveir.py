@@ -29,7 +29,8 @@ from uir.models.backbones import create_backbone
 from uir.models.heads.perceiver import TIERS, PerceiverHead, QualityPerceiver
 from uir.train import train
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "tiny_test.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "configs" / "tiny_test.yaml"
 
 
 def _perceiver(name: str = "nafnet-tiny") -> QualityPerceiver:
@@ -428,3 +429,30 @@ def test_clip_image_tower_from_a_local_directory_is_the_perceiver_encoder(tmp_pa
     assert not any(p.requires_grad for p in method.encoder.parameters())
     assert not any(k.startswith("_clip") for k in method.state_dict())
     assert list(method.perceiver().perceive(torch.rand(3, 29, 31))) == ["low", "medium", "high"]
+
+
+def test_perceiver_report_scores_every_task_and_tier(
+    tiny_data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = importlib.util.spec_from_file_location("perceiver_report", ROOT / "scripts" / "perceiver_report.py")
+    report = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(report)  # type: ignore[union-attr]
+    samples = list(report.held_out(tiny_data / "clean", (0, 5), "3d", 2, 32, 0.4))
+    assert [s["label"] for s in samples] == [t for t in ("noise", "haze", "rain-streaks") for _ in range(2)]
+    for s in samples:
+        assert s["lq"].shape == s["medium"].shape == s["gt"].shape == (1, 3, 32, 32)
+        milder = (s["medium"] - s["gt"]).abs().mean() < (s["lq"] - s["gt"]).abs().mean()
+        assert milder, s["label"]
+
+    perceiver = _perceiver().eval()
+    monkeypatch.setattr(report, "load_perceiver", lambda path: perceiver)
+    argv = ["perceiver_report.py", "p.safetensors", "--data", str(tiny_data / "clean"), "--files", "0", "5"]
+    monkeypatch.setattr("sys.argv", [*argv, "--mix", "3d", "--per-task", "2", "--crop", "32"])
+    report.main()
+    printed = capsys.readouterr().out
+    with torch.no_grad():
+        expected = tier_accuracy(perceiver, samples)
+    rows = {line.split("|")[1].strip(): line for line in printed.splitlines() if line.startswith("| ")}
+    assert {"noise", "haze", "rain-streaks", "**all**", "low", "medium", "high"} <= set(rows)
+    assert f"**{expected['all']:.2f}**" in rows["**all**"]
+    assert rows["haze"].split("|")[2].strip() == f"{expected['haze']:.2f}"
