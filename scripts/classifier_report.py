@@ -4,9 +4,11 @@
         --files 400 432 --per-type 16 --out docs/maskdcpt-confusion.png
 
 Each type of the classifier's classes that the engine makes is drawn ``--per-type`` times (severities from the
-"all" mix's range, seeded) on the clean images ``--files`` of ``--data`` (held out from training), centre 256² crops
-at full resolution; the classifier sees the whole unmasked crop. Prints a Markdown table (accuracy per type, and
-the mean) and draws the row-normalised confusion matrix.
+``--mix`` mix's range, default "all", seeded) on the clean images ``--files`` of ``--data`` (held out from
+training), centre 256² crops at full resolution; the classifier sees the whole unmasked crop. A classifier with a
+``clean`` class is also shown the clean crops themselves (row ``clean``). Prints a Markdown table (accuracy per
+type, and the mean) and draws the row-normalised confusion matrix. With ``--benchmark``, it also scores the inputs
+of a ``uir eval`` protocol.
 """
 
 from __future__ import annotations
@@ -21,17 +23,34 @@ from uir.data.datasets import SyntheticDataset
 from uir.degradations import TYPES, Mix, get_mix
 from uir.methods import load_classifier
 
+CLEAN = "clean"
 
-def confusion(classifier, labels: list[str], data: Path, files: tuple[int, int], per_type: int) -> torch.Tensor:  # noqa: ANN001
-    """``(T, C)`` counts: rows are the true types the engine makes, columns the classifier's classes."""
-    base = get_mix("all")
-    made = [name for name in labels if name in TYPES]
+
+def shown(labels: list[str]) -> list[str]:
+    """The classes a report can show images of: the types the engine makes, and ``clean``."""
+    return [name for name in labels if name in TYPES or name == CLEAN]
+
+
+def confusion(  # noqa: PLR0913
+    classifier,  # noqa: ANN001
+    labels: list[str],
+    data: Path,
+    files: tuple[int, int],
+    per_type: int,
+    mix: str = "all",
+) -> torch.Tensor:
+    """``(T, C)`` counts: rows are the true types the engine makes (and clean), columns the classifier's classes;
+    each type drawn with ``mix``'s severity range and parameter overrides."""
+    base = get_mix(mix)
+    made = shown(labels)
     counts = torch.zeros(len(made), len(labels))
     for row, name in enumerate(made):
-        single = Mix(f"report:{name}", {name: 1.0}, base.severity, base.overrides)
+        # A clean row draws crops like the others (any type: only the clean crop is shown).
+        single = Mix(f"report:{name}", {"noise" if name == CLEAN else name: 1.0}, base.severity, base.overrides)
         dataset = SyntheticDataset(data, single, crop=256, seed=1234, length=per_type, files=files)
         for i in range(len(dataset)):
-            probs = classifier.classify(dataset[i]["lq"][None])
+            sample = dataset[i]
+            probs = classifier.classify(sample["gt" if name == CLEAN else "lq"][None])
             counts[row, labels.index(max(probs, key=probs.get))] += 1
         print(f"  {name}: {counts[row, labels.index(name)] / per_type:.2f}", flush=True)
     return counts
@@ -64,18 +83,56 @@ def draw(counts: torch.Tensor, rows: list[str], cols: list[str], path: Path, cel
     image.save(path)
 
 
+def benchmark_table(classifier, protocol: str, data_root: Path, cache: Path, limit: int | None) -> None:  # noqa: ANN001
+    """Per set of a benchmark protocol: how often the top class of an input is the set's task, and, for sets with
+    a clean reference and a classifier with a ``clean`` class, how often the reference is called clean. Like
+    ``uir inspect``, the classifier sees the centre ``CROP_SIDE``² crop at full resolution."""
+    from uir.benchmarks import get_protocol, iter_samples
+    from uir.inspection import CROP_SIDE
+
+    def top(image: torch.Tensor) -> str:
+        h, w = image.shape[-2:]
+        y, x = max(0, (h - CROP_SIDE) // 2), max(0, (w - CROP_SIDE) // 2)
+        probs = classifier.classify(image[..., y : y + CROP_SIDE, x : x + CROP_SIDE])
+        return max(probs, key=probs.get)
+
+    print(f"\n| {protocol} set | images | top class = the set's task | reference called clean | most common answer |")
+    print("|---|---|---|---|---|")
+    for test_set in get_protocol(protocol).sets:
+        root = test_set.locate(data_root)
+        if root is None:
+            print(f"| {test_set.name} | missing | | | |")
+            continue
+        answers, clean = [], []
+        for sample in iter_samples(test_set, root, cache, limit):
+            answers.append(top(sample.lq))
+            if sample.gt is not None and CLEAN in classifier.labels:
+                clean.append(top(sample.gt) == CLEAN)
+        hit = sum(a == test_set.task for a in answers) / len(answers)
+        common = max(set(answers), key=answers.count)
+        called = f"{sum(clean) / len(clean):.2f}" if clean else "–"
+        print(f"| {test_set.name} | {len(answers)} | {hit:.2f} | {called} | {common} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("classifier", help="a classifier file (export_classifier) or a MaskDCPT run folder")
     parser.add_argument("--data", type=Path, required=True, help="a folder of clean images")
     parser.add_argument("--files", type=int, nargs=2, default=(400, 432), metavar=("START", "STOP"))
     parser.add_argument("--per-type", type=int, default=16)
+    parser.add_argument("--mix", default="all", help="the mix whose severity range and overrides draw each type")
     parser.add_argument("--out", type=Path, help="the confusion-matrix picture (.png)")
+    parser.add_argument("--benchmark", help="also score the inputs of this `uir eval` protocol (e.g. uir-5d)")
+    parser.add_argument("--data-root", type=Path, help="the benchmark's data root (as uir eval's)")
+    parser.add_argument("--cache", type=Path, default=Path("runs/eval-cache"), help="where synthetic sets are cached")
+    parser.add_argument("--limit", type=int, help="at most N images per benchmark set")
     args = parser.parse_args()
     classifier = load_classifier(args.classifier)
     labels = list(classifier.labels)
-    counts = confusion(classifier, labels, args.data, tuple(args.files), args.per_type)
-    rows = [name for name in labels if name in TYPES]
+    if args.benchmark:
+        benchmark_table(classifier, args.benchmark, args.data_root, args.cache, args.limit)
+    counts = confusion(classifier, labels, args.data, tuple(args.files), args.per_type, args.mix)
+    rows = shown(labels)
     accuracy = {name: float(counts[i, labels.index(name)]) / args.per_type for i, name in enumerate(rows)}
     print("\n| type | accuracy |\n|---|---|")
     for name, value in accuracy.items():

@@ -55,6 +55,8 @@ def test_the_verdict_follows_the_learned_parts(photo: torch.Tensor) -> None:
     assert unsure.verdict.startswith("unsure what is wrong") and "does not know" in unsure.verdict
     clean = Inspector(classifier=sure, perceiver=FixedPerceiver(0.8)).inspect(photo)
     assert clean.verdict == "looks clean (quality tier high, 80%)" and clean.quality_tiers["high"] == 0.8
+    classed = Inspector(classifier=FixedClassifier({"clean": 0.7, "noise": 0.25, "haze": 0.05})).inspect(photo)
+    assert classed.verdict == "looks clean (70%), though maybe noise (25%)"
 
 
 def test_learned_parts_see_a_full_resolution_centre_crop() -> None:
@@ -68,8 +70,10 @@ def test_learned_parts_see_a_full_resolution_centre_crop() -> None:
 def test_cli_text_json_and_one_line_errors(tmp_path: Path, photo: torch.Tensor, capsys: pytest.CaptureFixture) -> None:
     io.write_image(tmp_path / "a.png", photo)
     (tmp_path / "broken.png").write_bytes(b"not an image")
-    assert main(["inspect", str(tmp_path / "a.png")]) == 0
+    assert main(["inspect", str(tmp_path / "a.png"), "--classifier", "none"]) == 0
     assert "a.png (128×96): PIQE rates it" in capsys.readouterr().out
+    assert main(["inspect", str(tmp_path / "a.png")]) == 0  # the shipped classifier names what it sees
+    assert "  degradations: " in capsys.readouterr().out
     assert main(["inspect", str(tmp_path), "--json"]) == 1  # the broken file fails, the other is reported
     captured = capsys.readouterr()
     reports = json.loads(captured.out)
@@ -91,6 +95,8 @@ def test_the_api_inspects_arrays_and_pil_images(photo: torch.Tensor) -> None:
     from_array = uir.inspect_image(to_numpy(photo))
     from_pil = uir.inspect_image(to_pil(photo))
     assert from_array.piqe == pytest.approx(from_pil.piqe) and (from_array.width, from_array.height) == (128, 96)
+    assert from_array.degradations == pytest.approx(from_pil.degradations)  # the shipped classifier, by default
+    assert uir.inspect_image(to_numpy(photo), classifier=None).degradations is None
     with pytest.raises(UirError, match=r"cannot read the image: expected an HxW") as err:
         uir.inspect_image(np.zeros((4, 4, 5), np.uint8))
     assert "\n" not in str(err.value)

@@ -17,6 +17,8 @@ from uir import io
 from uir.cli import main
 from uir.restore import tiled
 
+SHIPPED_CLASSES = ("noise", "haze", "rain-streaks", "motion-blur", "low-light", "clean")
+
 
 @pytest.mark.parametrize(("tile", "overlap"), [(16, 4), (20, 0), (64, 8)])
 def test_tiling_a_pointwise_function_is_exact(tile: int, overlap: int) -> None:
@@ -70,6 +72,10 @@ def test_report_holds_time_and_scores_before_and_after(tmp_path: Path, photo: to
     assert report["output"] == str(tmp_path / "out" / "cat.png")
     assert report["before"]["piqe"] == pytest.approx(report["after"]["piqe"])  # the identity changes nothing
     assert {"piqe", "piqe_grade", "niqe", "verdict", "degradations"} <= set(report["before"])
+    assert set(report["before"]["degradations"]) == set(SHIPPED_CLASSES)  # the shipped classifier's view
+    argv = ["restore", str(tmp_path / "in"), "-o", str(tmp_path / "bare"), "--model", "identity", "--report"]
+    assert main([*argv, "--classifier", "none"]) == 0
+    assert json.loads((tmp_path / "bare" / "cat.json").read_text())["before"]["degradations"] is None
 
 
 def test_skip_existing_restores_only_what_is_missing(tmp_path: Path, photo: torch.Tensor) -> None:

@@ -12,8 +12,9 @@ from uir import io
 from uir.cli import main
 from uir.degradations import apply, draw
 from uir.errors import UirError
+from uir.methods import load_classifier
 from uir.metrics import psnr
-from uir.pretrained import DEFAULT_MODEL, SHIPPED, shipped_path
+from uir.pretrained import DEFAULT_MODEL, SHIPPED, shipped_classifier_path, shipped_path
 from uir.restorers import available_restorers, load_restorer
 
 
@@ -62,3 +63,13 @@ def test_restore_without_model_uses_the_default_and_writes_a_comparison(clean: t
     assert float(psnr(restored, clean)[0]) > float(psnr(noisy, clean)[0]) + 5
     picture = io.read_image(tmp_path / "out" / "cat_compare.jpg").image
     assert picture.shape[-1] > 2 * clean.shape[-1] and picture.shape[-2] > clean.shape[-2]
+
+
+def test_the_shipped_classifier_names_what_the_default_model_restores(clean: torch.Tensor) -> None:
+    classifier = load_classifier("default")
+    assert shipped_classifier_path().stat().st_size > 1_000_000
+    assert set(classifier.labels) == {"noise", "haze", "rain-streaks", "motion-blur", "low-light", "clean"}
+    for kind, severity in [("noise", 0.6), ("haze", 0.6), ("low-light", 0.8)]:
+        probs = classifier.classify(apply(clean, draw(kind, severity, seed=3)))
+        assert max(probs, key=probs.get) == kind, probs
+        assert sum(probs.values()) == pytest.approx(1.0)

@@ -187,7 +187,7 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> 
 def inspect_image(
     image: ImageLike,
     *,
-    classifier: str | Path | None = None,
+    classifier: str | Path | None = "default",
     tree: str | Path | None = None,
     perceiver: str | Path | None = None,
     device: str = "cpu",
@@ -195,7 +195,8 @@ def inspect_image(
     """What is wrong with an image (NumPy array, PIL image or ``(1, 3, H, W)`` tensor): see ``uir.inspection``.
 
     Args:
-        classifier: a MaskDCPT classifier file (degradation types with probabilities).
+        classifier: a MaskDCPT classifier file (degradation types with probabilities); ``"default"`` is the one
+            shipped with uir, ``None`` none.
         tree: an AMIRNet model file (the image's path through its tree).
         perceiver: a quality perceiver file (the probabilities of the low, medium and high tiers).
 

@@ -35,6 +35,9 @@ CROP_SIDE = 512
 """Learned parts look at the centre crop of this side, at the image's own resolution (degradations such as noise
 change when an image is shrunk)."""
 
+CLEAN = "clean"
+"""The class of a classifier trained with undegraded images too (the shipped one is): its verdict is "looks clean"."""
+
 UNSURE = 0.35
 """Below this top probability the classifier's answer is reported as unsure."""
 
@@ -127,9 +130,12 @@ class Inspector:
     ) -> Inspector:
         """Load the parts from files: a classifier export (or MaskDCPT run), an AMIRNet model, a perceiver.
 
+        ``classifier="default"`` is the classifier shipped with uir; ``None`` or ``"none"`` leaves a part out.
+
         Raises:
             UirError: a file that is not of the kind its argument expects (one line).
         """
+        classifier, tree, perceiver = (None if str(p) == "none" else p for p in (classifier, tree, perceiver))
         loaded_classifier = loaded_tree = loaded_perceiver = None
         if classifier is not None:
             from uir.methods import load_classifier
@@ -186,6 +192,8 @@ def _verdict(piqe_score: float, degradations: dict[str, float] | None, tiers: di
                 "does not know"
             )
         also = [f"{name} ({p:.0%})" for name, p in rest[:2] if p >= 0.2]
+        if first == CLEAN:
+            return f"looks clean ({p1:.0%})" + (f", though maybe {', '.join(also)}" if also else "")
         return f"looks degraded by {first} ({p1:.0%})" + (f", maybe also {', '.join(also)}" if also else "")
     grade = piqe_grade(piqe_score)
     return f"PIQE rates it {grade}; no degradation classifier was given, so the type of damage is not named"

@@ -118,21 +118,36 @@ DEFAULT_MODEL = "nafnet-small-uir"
 """The shipped model behind the name ``default``."""
 
 
+SHIPPED_CLASSIFIER = "classifier-5d.safetensors"
+"""The degradation classifier ``uir inspect`` and ``uir restore --report`` use by default
+(``load_classifier("default")``): a MaskDCPT classifier of the five types the default model restores, and clean
+(docs/models/classifier-5d.md)."""
+
+
+def _weights_file(file: str, what: str) -> Path:
+    from importlib.resources import files
+
+    path = Path(str(files("uir") / "weights" / file))
+    if not path.is_file():
+        raise UirError(f"{path}: the weights of {what} are missing from this installation of uir")
+    return path
+
+
 def shipped_path(name: str) -> Path:
     """The file of a shipped model (``SHIPPED``; ``default`` is ``DEFAULT_MODEL``).
 
     Raises:
         UirError: an unknown name, or a package installed without its weights.
     """
-    from importlib.resources import files
-
     name = DEFAULT_MODEL if name == "default" else name
     if name not in SHIPPED:
         raise UirError(f"no shipped model {name!r}; shipped: {', '.join(sorted(SHIPPED))}")
-    path = Path(str(files("uir") / "weights" / SHIPPED[name]))
-    if not path.is_file():
-        raise UirError(f"{path}: the weights of {name!r} are missing from this installation of uir")
-    return path
+    return _weights_file(SHIPPED[name], repr(name))
+
+
+def shipped_classifier_path() -> Path:
+    """The file of the shipped degradation classifier (``SHIPPED_CLASSIFIER``)."""
+    return _weights_file(SHIPPED_CLASSIFIER, "the default degradation classifier")
 
 
 def load_shipped(name: str, device: str = "cpu", flips: int = 1) -> ModelRestorer:

@@ -10,16 +10,18 @@ from uir import io
 from uir.commands._batch import run_each
 
 EPILOG = """examples:
-  uir inspect photo.jpg                                   PIQE (with its grade) and NIQE, and a verdict
+  uir inspect photo.jpg                                   degradations, PIQE (with its grade), NIQE, a verdict
   uir inspect photos/ --json > report.json                one JSON object per image, in a list
   uir inspect photo.jpg --classifier runs/nafnet_maskdcpt_pretrain/classifier.safetensors
   uir inspect photo.jpg --tree runs/nafnet_amirnet/final.safetensors
+  uir inspect photo.jpg --classifier none                 the no-reference scores alone
 
 --classifier takes a MaskDCPT classifier (export_classifier's file, or the pre-training run folder) and names the
-degradation types with their probabilities; --tree takes an AMIRNet model and gives the image's path through its
-tree; --perceiver takes a quality perceiver (low / medium / high tiers). Without them, the scores alone speak:
-PIQE's grade (0-20 excellent, 21-35 good, 36-50 fair, 51-80 poor, 81-100 bad). Learned parts look at the centre
-512x512 crop at full resolution; the scores are taken on the image shrunk to a 1024 long side.
+degradation types with their probabilities; by default it is the one shipped with uir, which knows the five types
+the default model restores (noise, haze, rain-streaks, motion-blur, low-light) and clean. --tree takes an AMIRNet
+model and gives the image's path through its tree; --perceiver takes a quality perceiver (low / medium / high
+tiers). PIQE's grade: 0-20 excellent, 21-35 good, 36-50 fair, 51-80 poor, 81-100 bad. Learned parts look at the
+centre 512x512 crop at full resolution; the scores are taken on the image shrunk to a 1024 long side.
 """
 
 
@@ -33,7 +35,11 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
-    p.add_argument("--classifier", help="a MaskDCPT classifier file or run folder")
+    p.add_argument(
+        "--classifier",
+        default="default",
+        help="a MaskDCPT classifier file or run folder (default: the shipped one; none: no classifier)",
+    )
     p.add_argument("--tree", help="an AMIRNet model file (nafnet-ftb-* weights)")
     p.add_argument("--perceiver", help="a quality perceiver file")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from torch import Tensor
 
@@ -16,12 +17,15 @@ from uir import io
 from uir.commands._batch import output_names, run_each
 from uir.errors import UirError
 
+if TYPE_CHECKING:
+    from uir.inspection import Inspector
+
 logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
   uir restore photo.jpg -o out/                               the shipped default model
   uir restore photo.jpg -o out/ --compare                     also out/photo_compare.jpg, before | after
-  uir restore photos/ -o out/ --report                        also out/<name>.json: time, scores before/after
+  uir restore photos/ -o out/ --report                        also out/<name>.json: time, degradations, scores
   uir restore photos/ -o out/ --skip-existing                 after a crash: only what is not written yet
   torchrun --nproc_per_node 4 -m uir restore photos/ -o out/ --device cuda     one GPU per process
   uir restore photo.jpg -o out/ --model runs/nafnet/final.safetensors
@@ -63,6 +67,11 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         action="store_true",
         help="also write OUT/<name>.json: model, time, and what uir inspect says before and after",
     )
+    p.add_argument(
+        "--classifier",
+        default="default",
+        help="the degradation classifier of --report (default: the shipped one; none: no classifier)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's; 0 = whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")
@@ -76,7 +85,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.api import load
+    from uir.api import Inspector, load
     from uir.viz import before_after
 
     if args.tile is not None and args.tile < 0:
@@ -97,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if not mine:
         return 0
     model = load(args.model, device=device, engine=args.engine)
+    inspector = Inspector.from_files(args.classifier, device=device) if args.report else None
 
     def work(path: Path) -> None:
         source = io.read_image(path)
@@ -104,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
         restored = model.restore_tensor(source.image, tile=args.tile, overlap=args.overlap)
         seconds = time.perf_counter() - start
         io.save_like(names[path], restored, source, overwrite=args.overwrite, protected=paths)
-        if args.report:
-            report = restore_report(path, names[path], model.name, seconds, source.image, restored)
+        if inspector is not None:
+            report = restore_report(path, names[path], model.name, seconds, source.image, restored, inspector)
             io.write_text(names[path].with_suffix(".json"), report, overwrite=args.overwrite, protected=paths)
         if args.compare:
             picture = before_after(source.image, restored, model.name)
@@ -127,11 +137,10 @@ def shard() -> tuple[int, int, int]:
     return rank, world_size, local_rank
 
 
-def restore_report(source: Path, output: Path, model: str, seconds: float, before: Tensor, after: Tensor) -> str:
-    """The ``--report`` JSON of one image: files, model, time, and ``uir inspect``'s view before and after."""
-    from uir.inspection import Inspector
-
-    inspector = Inspector()
+def restore_report(
+    source: Path, output: Path, model: str, seconds: float, before: Tensor, after: Tensor, inspector: Inspector
+) -> str:
+    """The ``--report`` JSON of one image: files, model, time, and ``inspector``'s view before and after."""
     report = {
         "input": str(source),
         "output": str(output),

@@ -40,7 +40,11 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image in pixels (default 40 M)")
     p.add_argument("--workers", type=int, default=1, help="images restored at once (default 1)")
     p.add_argument("--queue", type=int, default=4, help="requests waiting for a worker before 503 (default 4)")
-    p.add_argument("--classifier", help="a MaskDCPT classifier for /v1/inspect and the page (uir inspect's)")
+    p.add_argument(
+        "--classifier",
+        default="default",
+        help="a MaskDCPT classifier for /v1/inspect and the page (default: the shipped one; none: no classifier)",
+    )
     p.add_argument("--tree", help="an AMIRNet model whose tree path /v1/inspect reports")
     p.add_argument("--perceiver", help="a quality perceiver whose tiers /v1/inspect reports")
     p.set_defaults(run=run)

@@ -327,6 +327,8 @@ def export_classifier(run: str | Path, path: str | Path | None = None) -> Path:
 def load_classifier(path: str | Path) -> DegradationClassifier:
     """A pre-trained MaskDCPT classifier, in eval mode, from :func:`export_classifier`'s file or a run/checkpoint.
 
+    ``"default"`` is the classifier shipped with uir (``uir.pretrained.SHIPPED_CLASSIFIER``).
+
     Raises:
         UirError: not such a file, or a checkpoint of another method.
 
@@ -335,6 +337,10 @@ def load_classifier(path: str | Path) -> DegradationClassifier:
         >>> classifier.classify(lq)  # doctest: +SKIP
         {'noise': 0.91, 'haze': 0.01, ...}
     """
+    if str(path) == "default":
+        from uir.pretrained import shipped_classifier_path
+
+        path = shipped_classifier_path()
     path = Path(path)
     if path.suffix != ".safetensors":
         return _load_run(path)[0].classifier().eval()
