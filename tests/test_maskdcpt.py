@@ -278,3 +278,40 @@ def test_shipped_configs_pair_up(arch: str) -> None:
     assert pretrain.model.backbone == finetune.model.backbone == f"{arch}-cpu"
     assert finetune.model.init == f"runs/{arch}_maskdcpt_pretrain" and pretrain.data.num_workers == 0
     assert "all" in {s.mix for s in pretrain.data.sources} and "paired" in {s.kind for s in pretrain.data.sources}
+
+
+def test_ship_weights_halves_a_classifier_that_still_loads(
+    pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from uir.checkpoint import read_safetensors
+
+    spec = importlib.util.spec_from_file_location("ship_weights", CONFIG.parents[1] / "scripts" / "ship_weights.py")
+    script = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(script)  # type: ignore[union-attr]
+    source = export_classifier(pretrained)
+    shipped = tmp_path / "shipped.safetensors"
+    monkeypatch.setattr("sys.argv", ["ship_weights.py", str(source), str(shipped)])
+    script.main()
+    assert "largest change of a weight" in capsys.readouterr().out
+    (meta, state), (half_meta, half) = read_safetensors(source), read_safetensors(shipped)
+    assert half_meta == meta and half.keys() == state.keys()
+    assert all(v.dtype == torch.float16 for v in half.values() if v.is_floating_point())
+    lq = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    assert load_classifier(shipped).classify(lq) == pytest.approx(load_classifier(source).classify(lq), abs=1e-2)
+    monkeypatch.setattr("sys.argv", ["ship_weights.py", str(source), str(source)])
+    with pytest.raises(SystemExit, match="must not be SOURCE"):
+        script.main()
+
+
+def test_the_shipped_classifier_recipe_has_the_shipped_classes() -> None:
+    from uir.config import load_config
+    from uir.degradations import get_mix
+
+    cfg = load_config(CONFIG.parent / "nafnet_classifier_5d.yaml")
+    assert cfg.method.name == "maskdcpt" and cfg.model.backbone == "nafnet-cpu"
+    labels = set()
+    for source in cfg.data.sources:
+        labels |= {source.label} if source.label else set(get_mix(source.mix).weights)
+    assert labels == set(load_classifier("default").labels) == {*get_mix("5d").weights, "clean"}
