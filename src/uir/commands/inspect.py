@@ -8,6 +8,7 @@ from pathlib import Path
 
 from uir import io
 from uir.commands._batch import run_each
+from uir.commands._parts import add_part_arguments
 
 EPILOG = """examples:
   uir inspect photo.jpg                                   degradations, PIQE (with its grade), NIQE, a verdict
@@ -35,13 +36,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
-    p.add_argument(
-        "--classifier",
-        default="default",
-        help="a MaskDCPT classifier file or run folder (default: the shipped one; none: no classifier)",
-    )
-    p.add_argument("--tree", help="an AMIRNet model file (nafnet-ftb-* weights)")
-    p.add_argument("--perceiver", help="a quality perceiver file")
+    add_part_arguments(p)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("-r", "--recursive", action="store_true", help="look for images in sub-folders too")
     p.set_defaults(run=run)

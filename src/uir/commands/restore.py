@@ -15,6 +15,7 @@ from torch import Tensor
 
 from uir import io
 from uir.commands._batch import output_names, run_each
+from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
 
 if TYPE_CHECKING:
@@ -67,11 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         action="store_true",
         help="also write OUT/<name>.json: model, time, and what uir inspect says before and after",
     )
-    p.add_argument(
-        "--classifier",
-        default="default",
-        help="the degradation classifier of --report (default: the shipped one; none: no classifier)",
-    )
+    add_part_arguments(p, classifier_only=True)  # what --report names
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--tile", type=int, help="tile side in pixels (default: the model's; 0 = whole image)")
     p.add_argument("--overlap", type=int, default=32, help="pixels shared by neighbouring tiles (default 32)")

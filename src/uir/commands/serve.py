@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 
+from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
 
 logger = logging.getLogger(__name__)
@@ -40,13 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image in pixels (default 40 M)")
     p.add_argument("--workers", type=int, default=1, help="images restored at once (default 1)")
     p.add_argument("--queue", type=int, default=4, help="requests waiting for a worker before 503 (default 4)")
-    p.add_argument(
-        "--classifier",
-        default="default",
-        help="a MaskDCPT classifier for /v1/inspect and the page (default: the shipped one; none: no classifier)",
-    )
-    p.add_argument("--tree", help="an AMIRNet model whose tree path /v1/inspect reports")
-    p.add_argument("--perceiver", help="a quality perceiver whose tiers /v1/inspect reports")
+    add_part_arguments(p)  # what /v1/inspect and the page report
     p.set_defaults(run=run)
 
 
