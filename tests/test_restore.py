@@ -52,6 +52,16 @@ def test_restore_keeps_16_bit_alpha_and_names(tmp_path: Path) -> None:
     assert (out / "photo.png").is_file()
 
 
+def test_restore_without_out_writes_into_restored_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.fromarray(np.full((20, 30, 3), 90, np.uint8)).save(tmp_path / "photo.png")
+    monkeypatch.chdir(tmp_path)
+    assert main(["restore", "photo.png", "--model", "identity"]) == 0
+    assert np.array_equal(np.asarray(Image.open("restored/photo.png")), np.full((20, 30, 3), 90, np.uint8))
+    assert f"restored 1 image(s) into restored{os.sep}" in capsys.readouterr().err
+
+
 def test_restore_reports_bad_files_and_protects_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(tmp_path / "a.png")
     (tmp_path / "bad.png").write_bytes(b"not a png")

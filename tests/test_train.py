@@ -86,6 +86,17 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
             r"0 <= start < stop",
         ),
         ({"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5, "files": [4]}]}}, [], r"files: expected a"),
+        (
+            {"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5, "types": ["haze"]}]}},
+            [],
+            r"mix, types, severity and length are for synthetic sources, not noisy",
+        ),
+        ({"data": {"sources": [{"kind": "synthetic", "root": "x", "mix": "5d", "types": []}]}}, [], r"at least one"),
+        (
+            {"data": {"sources": [{"kind": "synthetic", "root": "x", "mix": "5d", "severity": [0.6, 0.2]}]}},
+            [],
+            r"severity must be \[low, high\] with 0 <= low <= high <= 1, got \[0\.6, 0\.2\]",
+        ),
     ],
 )
 def test_config_errors_are_one_line_and_name_the_key(raw: dict, overrides: list[str], message: str) -> None:
@@ -112,6 +123,24 @@ def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:
     assert expand_path("${UIR_TEST_ROOT:-here}/x") == Path("here/x")
     with pytest.raises(UirError, match=r"root: \$\{UIR_TEST_ROOT\} is not set"):
         expand_path("${UIR_TEST_ROOT}/x", "root")
+
+
+def test_a_synthetic_source_narrowed_to_types_and_severities() -> None:
+    from uir.build import source_mix
+    from uir.config import SourceConfig
+
+    narrowed = SourceConfig("synthetic", "x", mix="5d", types=["motion-blur", "haze"], severity=(0.2, 0.3))
+    mix = source_mix(narrowed)
+    assert mix.name == "5d:motion-blur+haze" and dict(mix.weights) == {"motion-blur": 1.0, "haze": 1.0}
+    generator = torch.Generator().manual_seed(0)
+    draws = [mix.draw(generator) for _ in range(200)]
+    assert {d.type for d in draws} == {"motion-blur", "haze"}
+    assert all(0.2 <= d.severity <= 0.3 for d in draws)
+    assert source_mix(SourceConfig("synthetic", "x", mix="5d")).severity == (0.1, 1.0)
+    with pytest.raises(
+        UirError, match=r"types snow are not in mix '5d' \(noise, haze, rain-streaks, motion-blur, low-light\)"
+    ):
+        source_mix(SourceConfig("synthetic", "x", mix="5d", types=["snow"]))
 
 
 # --------------------------------------------------------------------------- data order

@@ -11,7 +11,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -21,6 +21,9 @@ from uir.config import Config, DataConfig, ModelConfig, OptimConfig, SourceConfi
 from uir.data import NoisyDataset, PairedDataset, SyntheticDataset, collate, sample_seed
 from uir.data.mixing import MixedDataset, MixSampler, NoisyCrops
 from uir.errors import UirError
+
+if TYPE_CHECKING:
+    from uir.degradations import Mix
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +114,25 @@ def _source_seed(seed: int, index: int) -> int:
     return sample_seed(seed, index, -1)
 
 
+def source_mix(source: SourceConfig) -> Mix:
+    """The mix of a synthetic source: its named mix, narrowed to ``types`` and ``severity`` where set."""
+    from uir import degradations
+
+    assert source.mix is not None
+    mix = degradations.get_mix(source.mix)
+    if source.types is None and source.severity is None:
+        return mix
+    weights = dict(mix.weights)
+    if source.types is not None:
+        unknown = [t for t in source.types if t not in mix.weights]
+        if unknown:
+            raise UirError(f"types {', '.join(unknown)} are not in mix {mix.name!r} ({', '.join(mix.weights)})")
+        weights = {t: mix.weights[t] for t in dict.fromkeys(source.types)}
+    severity = mix.severity if source.severity is None else tuple(source.severity)
+    name = mix.name + (f":{'+'.join(weights)}" if source.types is not None else "")
+    return degradations.Mix(name, weights, severity, mix.overrides)  # type: ignore[arg-type]
+
+
 def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool, seed: int) -> Dataset:
     """One training source (random crops, flips, fresh noise and degradations per draw)."""
     root = expand_path(source.root, f"{key}.root")
@@ -134,10 +156,9 @@ def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool
             from uir.methods.perceiver import TierDataset
 
             return TierDataset(root, crop=crop, flip=flip, seed=seed)
-        assert source.mix is not None
         return SyntheticDataset(
             root,
-            source.mix,
+            source_mix(source),
             crop=crop,
             seed=seed,
             length=source.length,
@@ -225,7 +246,7 @@ def _val_datasets(source: SourceConfig, key: str, val: ValConfig) -> list[Datase
     """A paired or noisy source's first ``max_images``; per type of a synthetic source's mix, ``length`` samples."""
     from torch.utils.data import Subset
 
-    from uir.degradations import Mix, get_mix
+    from uir.degradations import Mix
 
     root = expand_path(source.root, f"{key}.root")
     try:
@@ -242,8 +263,7 @@ def _val_datasets(source: SourceConfig, key: str, val: ValConfig) -> list[Datase
             label = source.label or "noise"
             dataset = NoisyDataset(root, source.sigma, layout=source.layout, label=label, files=source.files)
         else:
-            assert source.mix is not None
-            mix = get_mix(source.mix)
+            mix = source_mix(source)
             count = source.length or val.max_images
             # One single-type mix per type, so that every task gets its samples.
             singles = [Mix(f"{mix.name}:{t}", {t: 1.0}, mix.severity, mix.overrides) for t in mix.weights]

@@ -60,6 +60,10 @@ class SourceConfig:
             drawn type (synthetic) or the row's task (tiers).
         sigma: noise level(s) on the 0..255 scale (noisy only); a list draws one per training sample.
         mix: a mix of ``uir.degradations.MIXES`` (synthetic only).
+        types: keep only these types of the mix, at their weights in it (synthetic only): a fine-tune that
+            works on some tasks, e.g. ``[haze, motion-blur]`` of ``5d`` (its overrides kept); null keeps all.
+        severity: ``[low, high]``, the range the severities are drawn from, uniformly (synthetic only); null
+            keeps the mix's (0.1 to 1.0 for the named mixes).
         length: samples per pass (synthetic only; default one per image).
         repeat: how many times per epoch the source is seen (training); fractions take a random subset.
         files: ``[start, stop]``, a slice of the folder's sorted images (pairs), to hold some out: train on
@@ -72,6 +76,8 @@ class SourceConfig:
     label: str | None = None
     sigma: float | list[float] | None = None
     mix: str | None = None
+    types: list[str] | None = None
+    severity: tuple[float, float] | None = None
     length: int | None = None
     repeat: float = 1.0
     files: tuple[int, int] | None = None
@@ -87,8 +93,13 @@ class SourceConfig:
             raise ValueError("a synthetic source needs a mix (e.g. 5d, 3d, all)")
         if self.kind == "tiers" and (self.layout is not None or self.files is not None):
             raise ValueError("layout and files are not for tiers sources (root is the manifest)")
-        if self.kind != "synthetic" and (self.mix is not None or self.length is not None):
-            raise ValueError(f"mix and length are for synthetic sources, not {self.kind}")
+        synthetic_only = (self.mix, self.types, self.severity, self.length)
+        if self.kind != "synthetic" and any(v is not None for v in synthetic_only):
+            raise ValueError(f"mix, types, severity and length are for synthetic sources, not {self.kind}")
+        if self.types is not None and not self.types:
+            raise ValueError("types must name at least one degradation type (or be null for all of the mix)")
+        if self.severity is not None and not 0.0 <= self.severity[0] <= self.severity[1] <= 1.0:
+            raise ValueError(f"severity must be [low, high] with 0 <= low <= high <= 1, got {list(self.severity)}")
         sigmas = self.sigma if isinstance(self.sigma, list) else [self.sigma or 0.0]
         if not sigmas or min(sigmas) < 0:
             raise ValueError(f"sigma must be >= 0 (or a non-empty list of such), got {self.sigma}")

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EPILOG = """examples:
-  uir restore photo.jpg -o out/                               the shipped default model
+  uir restore photo.jpg                                       the shipped default model, into restored/
+  uir restore photo.jpg -o out/                               into out/
   uir restore photo.jpg -o out/ --compare                     also out/photo_compare.jpg, before | after
   uir restore photos/ -o out/ --report                        also out/<name>.json: time, degradations, scores
   uir restore photos/ -o out/ --skip-existing                 after a crash: only what is not written yet
@@ -58,7 +59,9 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         formatter_class=formatter,
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    p.add_argument(
+        "-o", "--out", type=Path, default=Path("restored"), help="output folder (default: restored/, made if needed)"
+    )
     p.add_argument(
         "--model", default="default", help="a checkpoint path or a registered name (default: the shipped model)"
     )
@@ -119,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
             compare = names[path].with_name(f"{names[path].stem}_compare.jpg")
             io.write_image(compare, io.to_tensor(picture), overwrite=args.overwrite, protected=paths)
 
-    return run_each(mine, work, desc="restoring" if world_size == 1 else f"restoring ({rank + 1}/{world_size})")
+    code = run_each(mine, work, desc="restoring" if world_size == 1 else f"restoring ({rank + 1}/{world_size})")
+    if code == 0:
+        print(f"uir: restored {len(mine)} image(s) into {args.out}{os.sep}", file=sys.stderr)
+    return code
 
 
 def shard() -> tuple[int, int, int]:
