@@ -125,6 +125,17 @@ def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:
         expand_path("${UIR_TEST_ROOT}/x", "root")
 
 
+@pytest.mark.parametrize("path", sorted(CONFIG.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads_and_its_mixes_exist(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from uir.build import source_mix
+
+    monkeypatch.setenv("UIR_DATA_ROOT", "/data")
+    cfg = load_config(path)
+    for source in [*cfg.data.sources, *cfg.val.sources]:
+        if source.kind == "synthetic":
+            assert source_mix(source).weights
+
+
 def test_a_synthetic_source_narrowed_to_types_and_severities() -> None:
     from uir.build import source_mix
     from uir.config import SourceConfig
