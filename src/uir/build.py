@@ -128,9 +128,9 @@ def source_mix(source: SourceConfig) -> Mix:
         if unknown:
             raise UirError(f"types {', '.join(unknown)} are not in mix {mix.name!r} ({', '.join(mix.weights)})")
         weights = {t: mix.weights[t] for t in dict.fromkeys(source.types)}
-    severity = mix.severity if source.severity is None else tuple(source.severity)
+    severity = mix.severity if source.severity is None else source.severity
     name = mix.name + (f":{'+'.join(weights)}" if source.types is not None else "")
-    return degradations.Mix(name, weights, severity, mix.overrides)  # type: ignore[arg-type]
+    return degradations.Mix(name, weights, severity, mix.overrides)
 
 
 def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool, seed: int) -> Dataset:
