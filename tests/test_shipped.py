@@ -44,8 +44,8 @@ def test_default_names_the_shipped_model_and_knows_its_classes(model) -> None:  
 
 @pytest.mark.parametrize(
     ("kind", "severity", "gain"),
-    # Snow is outside the 5-task mix: the model gains about 4 dB on it over 8 CBSD68 photos
-    # (scripts/per_type_gains.py) but only 0.6 dB on this one.
+    # Snow is outside the 5-task mix: the model gains 3.5 dB on it over 9 CBSD68 photos (`uir eval --benchmark
+    # all-types`, docs/models/nafnet-small-uir.md) but only 0.6 dB on this one.
     [("noise", 0.5, 6.0), ("haze", 0.5, 5.0), ("rain-streaks", 0.8, 3.0), ("low-light", 0.8, 8.0), ("snow", 0.5, 0.4)],
 )
 def test_it_restores_a_degraded_photo(model, clean: torch.Tensor, kind: str, severity: float, gain: float) -> None:  # noqa: ANN001

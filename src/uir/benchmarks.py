@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from uir import io
+from uir.degradations import ALL_TYPES
 from uir.errors import UirError
 
 REFERENCE_METRICS = ("psnr", "ssim")
@@ -173,6 +174,11 @@ PROTOCOLS: dict[str, Protocol] = {
                     )
                 )
             ),
+        ),
+        Protocol(
+            "all-types",
+            "every type of the degradation engine at severity 0.5, each on every 8th CBSD68 image",
+            tuple(_synthetic(t, Synthesis(t, 0.5, every=8, offset=i % 8), t) for i, t in enumerate(ALL_TYPES)),
         ),
         Protocol(
             "real",
