@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := src tests scripts benchmarks
 
-.PHONY: demo test lint sheet docs bench clean
+.PHONY: demo test lint sheet docs bench clean gpu-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
+
+# The training images of the shipped recipes, copied into .data/ (git-ignored, ~38 MiB) so that they can travel to
+# a machine that cannot see ../shared (a lent GPU: see docs/gpu.md). DATA is where the shared data lives.
+DATA ?= ../shared/data
+gpu-data:
+	mkdir -p .data/train_clean .data/derain_train
+	cp -r $(DATA)/train_clean/CBSD432 .data/train_clean/
+	cp -r $(DATA)/derain_train/PCNet_train40 .data/derain_train/
+	du -sh .data
