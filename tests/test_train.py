@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -229,6 +231,29 @@ def test_sigterm_saves_then_resume_is_bit_exact(cfg: Config, full_run: Path, tmp
     assert signal.getsignal(signal.SIGTERM) == before
     train(cfg, tmp_path, resume=True, progress=False)
     _assert_same_training_state(_load(full_run / "last.ckpt"), _load(tmp_path / "last.ckpt"))
+
+
+def test_sigterm_to_the_whole_process_group_still_saves(cfg: Config, tmp_path: Path) -> None:
+    """Ctrl-C, ``kill -- -PGID`` and schedulers signal the loader workers too: they must not die and crash the step."""
+    cfg.data.num_workers = 1
+    trainer = Trainer(cfg, tmp_path, Distributed())
+    calls = []
+
+    def signal_every_process(*_: object) -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            workers = multiprocessing.active_children()
+            assert workers, "the loader has no worker processes"
+            # From another process: torch's workers exit quietly on a SIGTERM from their parent, but die of one
+            # from anyone else (a terminal, kill, a scheduler).
+            subprocess.run(["kill", "-TERM", *(str(w.pid) for w in workers)], check=True)
+            time.sleep(0.5)  # a worker that died of it would be reported (SIGCHLD) by now
+            signal.raise_signal(signal.SIGTERM)
+
+    trainer.backbone.register_forward_hook(signal_every_process)
+    result = trainer.run(progress=False)
+    assert result.stopped == "SIGTERM" and result.step == 5 and _load(tmp_path / "last.ckpt")["step"] == 5
+    assert not multiprocessing.active_children()  # the workers that ignored the signal left with the loader
 
 
 def test_exports_load_as_restorers(full_run: Path, odd_photo: torch.Tensor) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,6 +202,18 @@ def build_train_data(data: DataConfig, seed: int) -> TrainData:
     return TrainData(MixedDataset(datasets, labels, fixed), [s.repeat for s in data.sources], labels)
 
 
+def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
+    """A loader worker's init: ignore SIGTERM and Ctrl-C, which the training loop turns into "checkpoint and stop".
+
+    Ctrl-C in a terminal, ``kill -- -PGID`` and cluster schedulers signal the whole process group; a worker killed
+    by the signal makes torch raise in the main process mid-step, before it can save. Ignoring them, the workers
+    run until the loop has finished its step and checkpointed, then exit with the loader (or, should the main
+    process die, with their parent watchdog).
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def build_loader(
     train_data: TrainData,
     data: DataConfig,
@@ -230,6 +243,7 @@ def build_loader(
         persistent_workers=data.num_workers > 0,
         # Worker seeds come from this generator, not from the global one the training step may use.
         generator=torch.Generator().manual_seed(seed),
+        worker_init_fn=_leave_stop_signals_to_the_main_process if data.num_workers > 0 else None,
     )
     return loader, sampler
 

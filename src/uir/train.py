@@ -165,7 +165,7 @@ class Trainer:
         )
         show = progress and self.dist.is_main
         bar = tqdm(total=total, initial=self.step, desc="training", unit="it", dynamic_ncols=True, disable=not show)
-        batches = iter(loader)  # before the handlers: loader workers keep the default ones
+        batches = iter(loader)  # before the handlers are installed; the workers ignore SIGTERM and SIGINT
         with StopSignals() as signals, contextlib.closing(bar):
             stopped = self._loop(batches, end, bar, signals)
             self.save()
@@ -183,7 +183,7 @@ class Trainer:
             try:
                 batch = next(batches)
             except Exception:
-                if signals.received:  # DataLoader workers die on Ctrl-C; the step was not taken
+                if signals.received:  # a loader worker was killed (SIGKILL, say); the step was not taken
                     return signals.received
                 raise
             meter.data_time += time.perf_counter() - start
