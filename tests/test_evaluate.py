@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import smooth_photo
-from uir.benchmarks import PROTOCOLS, get_protocol, synthesize
+from uir.benchmarks import CLEAN_TASK, PROTOCOLS, get_protocol, synthesize
 from uir.cli import main
 from uir.errors import UirError
 
@@ -42,7 +42,9 @@ def test_every_protocol_names_known_tasks() -> None:
 
     for protocol in PROTOCOLS.values():
         for test_set in protocol.sets:
-            assert test_set.task in TYPES, f"{protocol.name}/{test_set.name}: unknown task {test_set.task}"
+            assert test_set.task in TYPES or test_set.task == CLEAN_TASK, (
+                f"{protocol.name}/{test_set.name}: unknown task {test_set.task}"
+            )
     with pytest.raises(UirError, match="known: 3d"):
         get_protocol("7d")
 
@@ -73,6 +75,23 @@ def test_uir5d_end_to_end(data_root: Path, tmp_path: Path, capsys: pytest.Captur
     for first, second in zip(results["sets"], again["sets"], strict=True):
         for model in first["models"]:
             assert first["models"][model]["per_image"] == second["models"][model]["per_image"]
+
+
+def test_fidelity_scores_photos_that_need_nothing(data_root: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval"
+    args = ["eval", "--model", "identity", "classic-best", "--benchmark", "fidelity", "--data-root", str(data_root)]
+    assert main([*args, "--out", str(out)]) == 0
+    sets = {s["name"]: s["models"] for s in json.loads((out / "results.json").read_text())["sets"]}
+    assert list(sets) == ["clean", "jpeg-q90", "jpeg-q75"]
+    # A clean photo is its own ground truth: leaving it alone is perfect, and classic-best does leave it.
+    assert sets["clean"]["identity"]["mean"]["psnr"] == float("inf")
+    assert sets["clean"]["classic-best"]["mean"]["psnr"] == float("inf")
+    # The JPEG sets are real encodes at the stated quality: q90 is closer to the original than q75.
+    assert 15 < sets["jpeg-q75"]["identity"]["mean"]["psnr"] < sets["jpeg-q90"]["identity"]["mean"]["psnr"] < 60
+    q90 = next(s for s in get_protocol("fidelity").sets if s.name == "jpeg-q90")
+    folder = synthesize(q90, data_root / "denoise" / "CBSD68", tmp_path / "cache")
+    records = [json.loads(p.read_text()) for p in sorted((folder / "records").glob("*.json"))]
+    assert len(records) == 2 and all('"quality": 90' in json.dumps(r) for r in records)
 
 
 def test_synthetic_sets_regenerate_identically(data_root: Path, tmp_path: Path) -> None:

@@ -75,3 +75,45 @@ def test_the_shipped_classifier_names_what_the_default_model_restores(clean: tor
         probs = classifier.classify(apply(clean, draw(kind, severity, seed=3)))
         assert max(probs, key=probs.get) == kind, probs
         assert sum(probs.values()) == pytest.approx(1.0)
+
+
+def test_interpolate_weights_blends_two_fine_tunes_into_a_loadable_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+    import json
+
+    from safetensors.torch import save_file
+
+    from uir.checkpoint import read_safetensors
+    from uir.pretrained import load_model
+
+    script_path = Path(__file__).resolve().parents[1] / "scripts" / "interpolate_weights.py"
+    spec = importlib.util.spec_from_file_location("interpolate_weights", script_path)
+    script = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(script)  # type: ignore[union-attr]
+    a = shipped_path("default")
+    meta, state = read_safetensors(a)
+    # B: every weight moved by +0.5, with one more class, as a fine-tune with an extra source would write it.
+    b = tmp_path / "b.safetensors"
+    b_meta = {**meta, "labels": json.dumps([*json.loads(meta["labels"]), "clean"])}
+    save_file({k: (v.float() + 0.5).half() if v.is_floating_point() else v for k, v in state.items()}, b, b_meta)
+    out = tmp_path / "blend.safetensors"
+    monkeypatch.setattr("sys.argv", ["interpolate_weights.py", str(a), str(b), str(out), "--alpha", "0.25"])
+    script.main()
+    blend_meta, blend = read_safetensors(out)
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 100)
+    assert torch.allclose(blend[key].float(), state[key].float() + 0.125, atol=2e-2)
+    assert "psnr" not in blend_meta and json.loads(blend_meta["blend"])["alpha"] == 0.25
+    assert json.loads(blend_meta["labels"])[-1] == "clean"
+    assert load_model(out).restore(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
+    other = tmp_path / "other.safetensors"
+    save_file({k: v for k, v in state.items()}, other, {**meta, "backbone": "nafnet-cpu"})
+    for argv, message in (
+        ([str(a), str(other), str(tmp_path / "x.safetensors"), "--alpha", "0.5"], "differ in backbone"),
+        ([str(a), str(b), str(a), "--alpha", "0.5"], "must be a new file"),
+        ([str(a), str(b), str(tmp_path / "x.safetensors"), "--alpha", "1.5"], "in \\[0, 1\\]"),
+    ):
+        monkeypatch.setattr("sys.argv", ["interpolate_weights.py", *argv])
+        with pytest.raises(SystemExit, match=message):
+            script.main()

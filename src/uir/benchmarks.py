@@ -26,6 +26,8 @@ REFERENCE_METRICS = ("psnr", "ssim")
 NO_REFERENCE_METRICS = ("piqe", "niqe")
 # Real photos can be 12 MPix; they are shrunk (area) to this long side before scoring [ours].
 REAL_MAX_SIDE = 1024
+# The task label of photos with nothing to restore (not an engine type: task-aware baselines leave them as they are).
+CLEAN_TASK = "clean"
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,15 @@ PROTOCOLS: dict[str, Protocol] = {
             "all-types",
             "every type of the degradation engine at severity 0.5, each on every 8th CBSD68 image",
             tuple(_synthetic(t, Synthesis(t, 0.5, every=8, offset=i % 8), t) for i, t in enumerate(ALL_TYPES)),
+        ),
+        Protocol(
+            "fidelity",
+            "photos that need nothing or little: CBSD68 as it is, and JPEG-compressed at quality 90 and 75",
+            (
+                TestSet("clean", CLEAN_TASK, _CBSD68, "noisy", _CBSD68_EXPECTS, sigma=0.0),
+                _synthetic("jpeg-q90", Synthesis("jpeg", 0.0, overrides={"jpeg": {"quality": 90}}), "jpeg"),
+                _synthetic("jpeg-q75", Synthesis("jpeg", 0.0, offset=1, overrides={"jpeg": {"quality": 75}}), "jpeg"),
+            ),
         ),
         Protocol(
             "real",
