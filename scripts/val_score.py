@@ -10,16 +10,11 @@ the degraded input itself; a model is a ``.safetensors`` path or a registered na
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
-from collections.abc import Callable
-
-import torch
-from torch import Tensor
 
 from uir.build import build_val_set
 from uir.config import load_config
-from uir.metrics import psnr
 from uir.restorers import load_restorer
+from uir.train import validation_psnr
 
 
 def main() -> None:
@@ -28,18 +23,10 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="model files or registered names")
     args = parser.parse_args()
     val = build_val_set(load_config(args.config).val)
-
-    def score(restore: Callable[[Tensor], Tensor]) -> str:
-        groups: dict[str, list[float]] = defaultdict(list)
-        with torch.no_grad():
-            for sample in val:
-                groups[sample["group"]].append(float(psnr(restore(sample["lq"]).clamp(0, 1), sample["gt"])[0]))
-        return "  ".join(f"{group} {sum(v) / len(v):.2f}" for group, v in groups.items())
-
-    print(f"input: {score(lambda lq: lq)}")
-    for name in args.models:
-        restorer = load_restorer(name)
-        print(f"{name}: {score(restorer.restore)}")
+    rows = [("input", lambda lq: lq)] + [(name, load_restorer(name).restore) for name in args.models]
+    for name, restore in rows:
+        scores = validation_psnr(restore, val)
+        print(f"{name}: " + "  ".join(f"{group} {value:.2f}" for group, value in scores.items()))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,21 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
             e.lerp_(m, 1.0 - decay)
         else:
             e.copy_(m)
+
+
+@torch.no_grad()
+def validation_psnr(
+    restore: Callable[[Tensor], Tensor], val_set: Iterable[dict[str, Any]], device: torch.device | str = "cpu"
+) -> dict[str, float]:
+    """Mean PSNR (dB) per validation group of ``restore`` (a backbone or any ``lq -> restored`` function).
+
+    ``uir.metrics.psnr`` on RGB in [0, 1] of the clamped output, whole (cropped) images: what training logs.
+    """
+    scores: dict[str, list[float]] = {}
+    for sample in val_set:
+        restored = restore(sample["lq"].to(device)).clamp(0, 1)
+        scores.setdefault(sample["group"], []).append(float(psnr(restored, sample["gt"].to(device))[0]))
+    return {group: sum(v) / len(v) for group, v in scores.items()}
 
 
 class Trainer:
@@ -241,12 +256,8 @@ class Trainer:
         on a small fixed set, for monitoring; ``uir eval`` gives the reportable numbers.
         """
         net = self.ema if self.ema is not None else self.backbone.eval()
-        scores: dict[str, list[float]] = {}
-        for sample in self.val_set:
-            restored = net(sample["lq"].to(self.device)).clamp(0, 1)
-            scores.setdefault(sample["group"], []).append(float(psnr(restored, sample["gt"].to(self.device))[0]))
+        result = {f"psnr/{group}": value for group, value in validation_psnr(net, self.val_set, self.device).items()}
         self.backbone.train()
-        result = {f"psnr/{group}": sum(v) / len(v) for group, v in scores.items()}
         result["psnr/mean"] = sum(result.values()) / len(result)
         self.last_val = {k.removeprefix("psnr/"): v for k, v in result.items()}
         logger.info("step %d: validation PSNR %s", self.step, ", ".join(f"{k} {v:.2f}" for k, v in result.items()))
