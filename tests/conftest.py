@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -33,6 +36,18 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("UIR_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield
+
+
+def load_script(name: str, monkeypatch: pytest.MonkeyPatch | None = None) -> ModuleType:
+    """``scripts/<name>.py`` as a module. With ``monkeypatch`` it is also put in ``sys.modules`` for the test
+    (dataclasses look their module up there)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    if monkeypatch is not None:
+        monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_example(name: str, box: tuple[int, int, int, int] | None = None) -> torch.Tensor:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
+from conftest import load_script
 from uir.checkpoint import load_checkpoint
 from uir.config import config_from_dict, load_config, to_dict
 from uir.errors import UirError
@@ -186,10 +185,7 @@ def test_a_resumed_run_keeps_the_tree(resumed_run: tuple[Path, Path]) -> None:
 def test_tree_script_draws_the_tree(
     resumed_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = importlib.util.spec_from_file_location("amirnet_tree", ROOT / "scripts" / "amirnet_tree.py")
-    script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "amirnet_tree", script)  # dataclasses look their module up
-    spec.loader.exec_module(script)
+    script = load_script("amirnet_tree", monkeypatch)
     out = tmp_path / "tree.png"
     assert script.main([str(resumed_run[0]), "--out", str(out)]) == 0
     image = Image.open(out)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import load_script
 from uir import build
 from uir.checkpoint import load_checkpoint, load_weights
 from uir.config import Config, ModelConfig, config_from_dict
@@ -283,13 +284,10 @@ def test_shipped_configs_pair_up(arch: str) -> None:
 def test_ship_weights_halves_a_classifier_that_still_loads(
     pretrained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import importlib.util
 
     from uir.checkpoint import read_safetensors
 
-    spec = importlib.util.spec_from_file_location("ship_weights", CONFIG.parents[1] / "scripts" / "ship_weights.py")
-    script = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(script)  # type: ignore[union-attr]
+    script = load_script("ship_weights")
     source = export_classifier(pretrained)
     shipped = tmp_path / "shipped.safetensors"
     monkeypatch.setattr("sys.argv", ["ship_weights.py", str(source), str(shipped)])

@@ -12,6 +12,7 @@ import torch
 import yaml
 from PIL import Image
 
+from conftest import load_script
 from uir.checkpoint import load_checkpoint
 from uir.config import Config, config_from_dict
 from uir.errors import UirError
@@ -434,9 +435,7 @@ def test_clip_image_tower_from_a_local_directory_is_the_perceiver_encoder(tmp_pa
 def test_perceiver_report_scores_every_task_and_tier(
     tiny_data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = importlib.util.spec_from_file_location("perceiver_report", ROOT / "scripts" / "perceiver_report.py")
-    report = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(report)  # type: ignore[union-attr]
+    report = load_script("perceiver_report")
     samples = list(report.held_out(tiny_data / "clean", (0, 5), "3d", 2, 32, 0.4))
     assert [s["label"] for s in samples] == [t for t in ("noise", "haze", "rain-streaks") for _ in range(2)]
     for s in samples:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import load_example
+from conftest import load_example, load_script
 from uir import io
 from uir.cli import main
 from uir.degradations import apply, draw
@@ -80,7 +80,6 @@ def test_the_shipped_classifier_names_what_the_default_model_restores(clean: tor
 def test_interpolate_weights_blends_two_fine_tunes_into_a_loadable_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import importlib.util
     import json
 
     from safetensors.torch import save_file
@@ -88,10 +87,7 @@ def test_interpolate_weights_blends_two_fine_tunes_into_a_loadable_model(
     from uir.checkpoint import read_safetensors
     from uir.pretrained import load_model
 
-    script_path = Path(__file__).resolve().parents[1] / "scripts" / "interpolate_weights.py"
-    spec = importlib.util.spec_from_file_location("interpolate_weights", script_path)
-    script = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(script)  # type: ignore[union-attr]
+    script = load_script("interpolate_weights")
     a = shipped_path("default")
     meta, state = read_safetensors(a)
     # B: every weight moved by +0.5, with one more class, as a fine-tune with an extra source would write it.
@@ -108,7 +104,7 @@ def test_interpolate_weights_blends_two_fine_tunes_into_a_loadable_model(
     assert json.loads(blend_meta["labels"])[-1] == "clean"
     assert load_model(out).restore(torch.rand(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     other = tmp_path / "other.safetensors"
-    save_file({k: v for k, v in state.items()}, other, {**meta, "backbone": "nafnet-cpu"})
+    save_file(state, other, {**meta, "backbone": "nafnet-cpu"})
     for argv, message in (
         ([str(a), str(other), str(tmp_path / "x.safetensors"), "--alpha", "0.5"], "differ in backbone"),
         ([str(a), str(b), str(a), "--alpha", "0.5"], "must be a new file"),
