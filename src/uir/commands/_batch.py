@@ -31,17 +31,27 @@ def run_each(paths: Sequence[Path], work: Callable[[Path], None], desc: str) -> 
     return 0
 
 
-def output_names(paths: Sequence[Path], out_dir: Path, suffix: str) -> dict[Path, Path]:
-    """A distinct output file in ``out_dir`` for every input: ``<stem><suffix>``, numbered on name clashes."""
+def output_names(paths: Sequence[Path], out_dir: Path, suffix: str | Callable[[Path], str]) -> dict[Path, Path]:
+    """A distinct output file inside ``out_dir`` for every input: ``<stem><suffix>``, numbered on name clashes.
+
+    Args:
+        suffix: the output's suffix, or a function of the input path that gives it (``uir restore`` keeps TIFF).
+
+    A stem that a path would swallow (``..png`` has the stem ``.``) becomes ``image``, so every name lands inside
+    ``out_dir`` whatever the input is called.
+    """
     names: dict[Path, Path] = {}
     taken: set[str] = set()
     for path in paths:
-        stem, n = path.stem, 1
-        while (stem + suffix).lower() in taken:
+        end = suffix(path) if callable(suffix) else suffix
+        base = path.stem if path.stem.strip(". ") else "image"
+        stem, n = base, 1
+        while (stem + end).lower() in taken:
             n += 1
-            stem = f"{path.stem}-{n}"
-        taken.add((stem + suffix).lower())
-        names[path] = out_dir / (stem + suffix)
+            stem = f"{base}-{n}"
+        taken.add((stem + end).lower())
+        names[path] = out_dir / (stem + end)
+        assert names[path].parent == out_dir and names[path].name == stem + end, names[path]
     return names
 
 

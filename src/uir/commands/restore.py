@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     rank, world_size, local_rank = shard()
     device = args.device if world_size == 1 or not args.device.startswith("cuda") else f"cuda:{local_rank}"
     paths = io.list_images(args.inputs, recursive=args.recursive)
-    names = {p: Path(f"{out}{io.restored_suffix(p.suffix)}") for p, out in output_names(paths, args.out, "").items()}
+    names = output_names(paths, args.out, lambda p: io.restored_suffix(p.suffix))
     mine = sorted(paths)[rank::world_size]
     if world_size > 1:
         print(f"uir: process {rank + 1} of {world_size}: {len(mine)} of {len(paths)} input(s)", file=sys.stderr)
