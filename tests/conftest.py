@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 import pytest
@@ -79,6 +80,33 @@ def one_thread() -> object:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def write_tiny_model(
+    path: Path, seed: int = 0, labels: tuple[str, ...] = ("noise", "haze", "rain-streaks"), **overrides: Any
+) -> Path:
+    """A ``nafnet-tiny`` (with constructor ``overrides``, stored in the file) with seeded random weights, as a uir
+    ``.safetensors`` file. Untrained NAFNet blocks start as identities, so every parameter gets ``0.1·N(0, 1)``
+    added; the initial weights are drawn under ``seed`` in a forked RNG, so the file is the same in every run."""
+    from uir.checkpoint import export_safetensors
+    from uir.models.backbones import create_backbone
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = create_backbone("nafnet-tiny", **overrides)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
+    metadata = {"backbone": "nafnet-tiny", "labels": list(labels), "overrides": overrides}
+    return export_safetensors(path, net.state_dict(), metadata)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tiny.safetensors``: a 4-level ``nafnet-tiny`` with seeded random weights (``write_tiny_model``, seed 0),
+    whose output changes a lot with the crop it sees. Read-only: copy it before changing it."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors")
 
 
 def smooth_photo(rng: np.random.Generator, h: int, w: int) -> Image.Image:

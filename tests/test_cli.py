@@ -141,3 +141,50 @@ def test_bench_speed_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench-speed", "--preset", "nafnet-tiny", "--sizes", "32", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| nafnet-tiny |" in out and "GMACs / MPix" in out
+
+
+def write_pairs(root: Path, pairs: dict[str, tuple[int, int]]) -> Path:
+    """Seeded images ``root/<lq|gt>/<name>`` of the given (height, width); ``(0, 0)`` writes a broken file."""
+    rng = np.random.default_rng(0)
+    for name, (height, width) in pairs.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if height == 0:
+            (root / name).write_bytes(b"not a png")
+        else:
+            Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(root / name)
+    return root
+
+
+def test_data_check_prints_what_a_folder_of_pairs_holds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_pairs(tmp_path / "good", {f"{s}/{n}.png": (37, 53) for s in ("lq", "gt") for n in "ab"})
+    assert main(["data", "check", str(good)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"folder          {good}",
+        "layout          paired",
+        "pairs           2 (lq 2, gt 2)",
+        "image sizes     53x37 (1 size)",
+        "unmatched       none",
+        "unreadable      none",
+        "size mismatches none",
+        "result          OK",
+    ]
+    sizes = {"lq/a.png": (37, 53), "gt/a.png": (45, 61), "lq/b.png": (37, 53), "gt/b.png": (0, 0), "lq/c.png": (37, 53)}
+    bad = write_pairs(tmp_path / "bad", sizes)
+    assert main(["data", "check", str(bad)]) == 1
+    assert capsys.readouterr().out.splitlines()[2:] == [
+        "pairs           2 (lq 3, gt 2)",
+        "image sizes     53x37 .. 61x45 (by pixel count; 2 sizes)",
+        "unmatched       1",
+        "  lq/c.png",
+        "unreadable      1",
+        "  gt/b.png: not an image (or an unsupported format)",
+        "size mismatches 1",
+        "  lq/a.png vs gt/a.png: 53x37 vs 61x45",
+        "result          NOT OK",
+    ]
+    assert main(["data", "check", str(bad), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert (report["ok"], report["pairs"], report["unmatched"]) == (False, 2, ["lq/c.png"])
+    assert report["size_mismatches"] == [["lq/a.png", "gt/a.png", "53x37 vs 61x45"]]
+    assert main(["data", "check", str(good / "lq" / "a.png")]) == 2
+    assert "not a folder" in capsys.readouterr().err
