@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -32,8 +33,6 @@ def test_arrays_come_back_unchanged_through_the_identity(identity: uir.Model, sh
         array = rng.integers(0, np.iinfo(dtype).max + 1, shape, dtype=dtype)
     else:
         array = rng.random(shape).astype(dtype)
-    if len(shape) == 3 and shape[2] == 3 and dtype is np.float32:
-        array = array.astype(np.float32)
     out = identity.restore(array)
     assert out.shape == array.shape and out.dtype == array.dtype
     np.testing.assert_allclose(out, array, atol=1e-6 if np.issubdtype(dtype, np.floating) else 0)
@@ -64,7 +63,12 @@ def test_the_default_model_restores_in_three_lines(rgb8: np.ndarray) -> None:
     def error(x: np.ndarray) -> float:
         return float(np.abs(x.astype(float) - clean).mean())
 
-    assert error(restored) < 0.6 * error(noisy)
+    # What a denoiser has to beat: the model's error is 0.853 of the best of these filters (box-3).
+    trivial = {"box-3": cv2.blur(noisy, (3, 3)), "box-5": cv2.blur(noisy, (5, 5))}
+    trivial |= {"median-3": cv2.medianBlur(noisy, 3), "median-5": cv2.medianBlur(noisy, 5)}
+    trivial["stretch"] = cv2.normalize(noisy, None, 0, 255, cv2.NORM_MINMAX)
+    best = min(trivial, key=lambda name: error(trivial[name]))
+    assert error(restored) < 0.87 * error(trivial[best]), f"{error(restored):.2f} vs {best} {error(trivial[best]):.2f}"
     assert np.array_equal(uir.restore_image(noisy), restored)
 
 

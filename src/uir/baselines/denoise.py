@@ -121,7 +121,8 @@ def require_bm3d() -> None:
 class BM3D(ImageRestorer):
     """``bm3d``: CBM3D (Dabov et al. 2007) from the optional PyPI package ``bm3d``, σ estimated per image.
 
-    Slow: about 100 s per megapixel on two cores. Needs ``pip install bm3d`` (brings SciPy, PyWavelets, bm4d).
+    Slow: about 100-160 s per megapixel (one thread, so that the same image always gives the same result).
+    Needs ``pip install bm3d`` (brings SciPy, PyWavelets, bm4d).
 
     Args:
         scale: multiplies the estimated σ (calibrated for the estimator's bias).
@@ -138,4 +139,6 @@ class BM3D(ImageRestorer):
         import bm3d
 
         sigma = estimate_noise_sigma(image, self.estimator) * self.scale
-        return np.asarray(bm3d.bm3d_rgb(image, max(sigma, 1e-4)), dtype=np.float32)
+        profile = bm3d.BM3DProfile()
+        profile.num_threads = 1  # bm4d's threads add floats in a varying order: the same image gave other results
+        return np.asarray(bm3d.bm3d_rgb(image, max(sigma, 1e-4), profile=profile), dtype=np.float32)
