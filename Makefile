@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := src tests scripts benchmarks
 
-.PHONY: demo test lint sheet docs bench clean gpu-data
+.PHONY: demo test mutants lint sheet docs bench clean gpu-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: $(STAMP)
 	$(BIN)/ruff check $(CODE)
 	# Two test processes with one thread each: more threads than cores makes torch's threads wait on each other.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --durations=5
+
+# The tests' own test: each mutant in scripts/mutants.py is a deliberate bug that its guarding tests must catch.
+mutants: $(STAMP)
+	$(BIN)/python scripts/mutants.py
 
 lint: $(STAMP)
 	$(BIN)/ruff format $(CODE)

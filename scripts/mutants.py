@@ -1,0 +1,191 @@
+"""Mutation check of the test suite: break the code on purpose, one way at a time, and expect the tests to fail.
+
+Each mutant below is a small, realistic bug (a tile blend lost, a random state not restored on resume, a cache key
+that forgets the weights...) written as an exact text replacement in one source file, with the tests that guard
+that behaviour. The script copies the work tree into a temporary folder (the checkout itself is never touched),
+checks that the guarding tests pass on the unmutated copy, then applies each mutant in turn and runs its tests:
+a mutant is *caught* when they fail (pytest exit code 1), *missed* when they pass. A mutant whose text is no longer
+in its file is an error: the code moved and this list must follow it.
+
+Usage:
+    python scripts/mutants.py            # every mutant; exit 0 only if every one is caught
+    python scripts/mutants.py --list     # what each mutant breaks
+    python scripts/mutants.py tile-blend resume-rng   # some of them
+
+``make mutants`` runs it (CI runs it after ``make test``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the copy leaves out: the environment, caches and outputs (tests build what they need in tmp folders).
+IGNORE = shutil.ignore_patterns(".git", ".venv", "runs", "out", ".data", "__pycache__", ".pytest_cache", ".ruff_cache")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One deliberate bug: in ``file``, the text ``old`` (found exactly once) becomes ``new``; ``tests`` catch it."""
+
+    name: str
+    what: str
+    file: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant(
+        "tile-blend",
+        "overlapping tiles are averaged plainly instead of blended with raised-cosine weights",
+        "src/uir/restore.py",
+        "        w[:n] = rise\n        w[length - n :] = rise.flip(0)\n",
+        "        pass\n",
+        ("tests/test_restore.py",),
+    ),
+    Mutant(
+        "tile-no-overlap",
+        "tiles are laid side by side: the overlap is ignored",
+        "src/uir/restore.py",
+        "stride = max(1, tile - overlap)",
+        "stride = tile",
+        ("tests/test_restore.py",),
+    ),
+    Mutant(
+        "resume-rng",
+        "a resumed run does not restore the random states it saved",
+        "src/uir/train.py",
+        "        set_rng_state(rngs[self.dist.rank] if self.dist.rank < len(rngs) else rngs[0])\n",
+        "        del rngs\n",
+        ("tests/test_resume.py", "tests/test_train.py"),
+    ),
+    Mutant(
+        "resume-best",
+        "a resumed run forgets the best validation PSNR so far",
+        "src/uir/train.py",
+        'self.step, self.best_psnr = int(state["step"]), float(state["best_psnr"])',
+        'self.step = int(state["step"])',
+        ("tests/test_resume.py", "tests/test_train.py"),
+    ),
+    Mutant(
+        "onnx-cache-key",
+        "the ONNX cache's name does not depend on the weights: new weights run the old export",
+        "src/uir/export.py",
+        "        digest.update(source.read_bytes())\n",
+        "        pass\n",
+        ("tests/test_export.py",),
+    ),
+    Mutant(
+        "onnx-check-self",
+        "the export check compares torch with torch instead of with onnxruntime",
+        "src/uir/export.py",
+        "onnx_time, restored = _median_time(lambda: session.restore(lq), runs)",
+        "onnx_time, restored = _median_time(lambda: backbone(lq).clamp(0, 1), runs)",
+        ("tests/test_export.py",),
+    ),
+    Mutant(
+        "model-is-box-blur",
+        "the shipped model's restore is a 3x3 box blur (a trivial filter must not pass the restoring tests)",
+        "src/uir/pretrained.py",
+        "        return (restored / len(dims)).clamp(0.0, 1.0).to(lq.device, lq.dtype)\n",
+        "        return torch.nn.functional.avg_pool2d(lq, 3, 1, 1, count_include_pad=False)\n",
+        ("tests/test_shipped.py", "tests/test_api.py"),
+    ),
+    Mutant(
+        "model-is-stretch",
+        "the shipped model's restore is a min-max contrast stretch",
+        "src/uir/pretrained.py",
+        "        return (restored / len(dims)).clamp(0.0, 1.0).to(lq.device, lq.dtype)\n",
+        "        low, high = lq.amin((1, 2, 3), keepdim=True), lq.amax((1, 2, 3), keepdim=True)\n"
+        "        return (lq - low) / (high - low).clamp_min(1e-6)\n",
+        ("tests/test_shipped.py", "tests/test_api.py"),
+    ),
+    Mutant(
+        "output-name-escapes",
+        "an input named '..png' is written beside the output folder, not inside it",
+        "src/uir/commands/_batch.py",
+        'base = path.stem if path.stem.strip(". ") else "image"',
+        "base = path.stem",
+        ("tests/test_batch.py", "tests/test_restore.py"),
+    ),
+)
+
+
+def _run_tests(tree: Path, tests: tuple[str, ...]) -> tuple[int, str, float]:
+    """pytest on ``tests`` inside ``tree`` (its ``src`` first on the path); exit code, last line, seconds."""
+    env = dict(os.environ, PYTHONPATH=str(tree / "src"), OMP_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    command = [sys.executable, "-m", "pytest", "-o", "addopts=", "-q", "-p", "no:cacheprovider", "-n", "2", *tests]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.strip()]
+    return done.returncode, (lines[-1] if lines else done.stderr.strip()[-200:]), time.perf_counter() - start
+
+
+def _apply(tree: Path, mutant: Mutant) -> str:
+    """Write the mutant into ``tree``; returns the original text of its file."""
+    path = tree / mutant.file
+    text = path.read_text(encoding="utf-8")
+    count = text.count(mutant.old)
+    if count != 1:
+        raise SystemExit(
+            f"mutants: {mutant.name}: its text occurs {count} times in {mutant.file} (expected once); "
+            "the code moved: update scripts/mutants.py"
+        )
+    path.write_text(text.replace(mutant.old, mutant.new), encoding="utf-8")
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and exit")
+    args = parser.parse_args(argv)
+    known = {m.name: m for m in MUTANTS}
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.name:22s} {m.what}  [{m.file}; {' '.join(m.tests)}]")
+        return 0
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        print(f"mutants: unknown {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+        return 2
+    chosen = [known[n] for n in args.names] if args.names else list(MUTANTS)
+    with tempfile.TemporaryDirectory(prefix="uir-mutants-") as folder:
+        tree = Path(folder) / "tree"
+        shutil.copytree(ROOT, tree, ignore=IGNORE)
+        guards = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        code, last, seconds = _run_tests(tree, guards)
+        print(f"unmutated: {last} ({seconds:.0f} s)", flush=True)
+        if code != 0:
+            print("mutants: the guarding tests fail on the unmutated code; fix them first", file=sys.stderr)
+            return 2
+        missed = []
+        for mutant in chosen:
+            original = _apply(tree, mutant)
+            try:
+                code, last, seconds = _run_tests(tree, mutant.tests)
+            finally:
+                (tree / mutant.file).write_text(original, encoding="utf-8")
+            verdict = "caught" if code == 1 else "MISSED" if code == 0 else f"ERROR (pytest exit {code})"
+            print(f"{mutant.name:22s} {verdict:8s} {seconds:5.0f} s  {last}", flush=True)
+            if code != 1:
+                missed.append(mutant.name)
+    if missed:
+        print(f"mutants: {len(missed)} of {len(chosen)} not caught: {', '.join(missed)}", file=sys.stderr)
+        return 1
+    print(f"mutants: all {len(chosen)} caught")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
