@@ -111,6 +111,38 @@ MUTANTS = (
         ("tests/test_shipped.py", "tests/test_api.py"),
     ),
     Mutant(
+        "truncated-jpeg-accepted",
+        "a JPEG cut short and closed by an end marker decodes as grey (a 776-byte file announcing 36 MP)",
+        "src/uir/io.py",
+        "            _check_jpeg_length(data)  #",
+        "            pass  #",
+        ("tests/test_io.py", "tests/test_serve.py"),
+    ),
+    Mutant(
+        "serve-reads-body-when-busy",
+        "uir serve takes a pool place only after reading the upload (a busy server receives every upload)",
+        "src/uir/serve/guards.py",
+        'if scope["type"] != "http" or scope["method"] != "POST" or path not in self.paths:',
+        "if True:",
+        ("tests/test_serve.py",),
+    ),
+    Mutant(
+        "tiles-ignore-stop",
+        "a running restore is not stopped between tiles (time limit, client gone, Ctrl-C)",
+        "src/uir/restore.py",
+        "            check()\n            piece = fn(",
+        "            piece = fn(",
+        ("tests/test_serve.py",),
+    ),
+    Mutant(
+        "serve-any-host",
+        "uir serve on loopback answers to any Host name (DNS rebinding)",
+        "src/uir/serve/guards.py",
+        "if self.allowed is not None and host_name(host) not in self.allowed:",
+        "if False:",
+        ("tests/test_serve.py",),
+    ),
+    Mutant(
         "output-name-escapes",
         "an input named '..png' is written beside the output folder, not inside it",
         "src/uir/commands/_batch.py",
@@ -153,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     known = {m.name: m for m in MUTANTS}
     if args.list:
         for m in MUTANTS:
-            print(f"{m.name:22s} {m.what}  [{m.file}; {' '.join(m.tests)}]")
+            print(f"{m.name:26s} {m.what}  [{m.file}; {' '.join(m.tests)}]")
         return 0
     unknown = [n for n in args.names if n not in known]
     if unknown:
@@ -177,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 (tree / mutant.file).write_text(original, encoding="utf-8")
             verdict = "caught" if code == 1 else "MISSED" if code == 0 else f"ERROR (pytest exit {code})"
-            print(f"{mutant.name:22s} {verdict:8s} {seconds:5.0f} s  {last}", flush=True)
+            print(f"{mutant.name:26s} {verdict:8s} {seconds:5.0f} s  {last}", flush=True)
             if code != 1:
                 missed.append(mutant.name)
     if missed:

@@ -452,3 +452,49 @@ def test_pil_conversions(rgb8: np.ndarray, mode: str) -> None:
 
 def test_image_extensions() -> None:
     assert IMAGE_EXTENSIONS == (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+# A JPEG cut short and closed by its end marker: libjpeg decodes it as grey without an error (Pillow hears no
+# warning), so a few hundred bytes could announce 36 megapixels. Refused before any decoding, as truncated.
+
+
+def _cut_jpeg(image: Image.Image, keep: int, **options: object) -> bytes:
+    from io import BytesIO
+
+    buffer = BytesIO()
+    image.save(buffer, format="JPEG", **options)
+    data = buffer.getvalue()
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    return data[: start + keep] + b"\xff\xd9"
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_cut_jpeg_ending_in_eoi_is_truncated_and_not_decoded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progressive: bool
+) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (383, 517, 3), dtype=np.uint8)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(_cut_jpeg(Image.fromarray(noise), 300, progressive=progressive))  # its blocks need 588 bytes
+    loads: list[object] = []
+    load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self) or load(self))
+    with pytest.raises(ImageError) as excinfo:
+        read_image(path)
+    assert one_line_error(excinfo, path).startswith(f"{path}: truncated or corrupt image data: image file is truncated")
+    assert loads == []  # refused before decoding
+
+
+@pytest.mark.parametrize(("mode", "progressive"), [("L", False), ("RGB", False), ("RGB", True)])
+def test_the_flattest_jpegs_are_not_taken_for_truncated(tmp_path: Path, mode: str, progressive: bool) -> None:
+    from io import BytesIO
+
+    path = tmp_path / "flat.jpg"
+    buffer = BytesIO()  # one grey everywhere, optimised tables: as few bits per block as a JPEG can have
+    Image.new(mode, (1203, 917), 128 if mode == "L" else (128,) * 3).save(
+        buffer, format="JPEG", quality=1, optimize=True, progressive=progressive
+    )
+    path.write_bytes(buffer.getvalue())
+    loaded = read_image(path)
+    assert loaded.image.shape == (1, 3, 917, 1203) and loaded.gray == (mode == "L")
+    assert torch.allclose(loaded.image, torch.full_like(loaded.image, 128 / 255), atol=1 / 255)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
+import signal
 import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +27,11 @@ with warnings.catch_warnings():  # Starlette >= 1.0 warns that its TestClient wa
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
 
+import uir.serve.pool  # noqa: E402
+from uir.restore import tiled  # noqa: E402
 from uir.serve.app import Limits, create_app  # noqa: E402
+from uir.serve.guards import LOCAL_HOSTS  # noqa: E402
+from uir.serve.pool import PoolFull  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the same, when a client is made
 
@@ -58,11 +64,92 @@ class SlowModel:
     def __init__(self) -> None:
         self.release = threading.Event()
         self.started = threading.Semaphore(0)
+        self.calls = 0
 
-    def restore_tensor(self, image: torch.Tensor) -> torch.Tensor:
+    def restore_tensor(self, image: torch.Tensor, stop_check: object = None) -> torch.Tensor:
+        self.calls += 1
         self.started.release()
         assert self.release.wait(30)
         return (image + 0.1).clamp(0, 1)
+
+
+class TiledModel:
+    """A fake model restoring in 8-pixel tiles through ``uir.restore.tiled``; ``on_tile(n)`` runs in the n-th tile."""
+
+    name = "tiled-fake"
+    labels: list[str] = []
+    device = torch.device("cpu")
+
+    def __init__(self, on_tile: Callable[[int], None]) -> None:
+        self.on_tile = on_tile
+        self.tiles = 0
+
+    def restore_tensor(self, image: torch.Tensor, stop_check: Callable[[], object] | None = None) -> torch.Tensor:
+        def piece(x: torch.Tensor) -> torch.Tensor:
+            self.tiles += 1
+            self.on_tile(self.tiles)
+            return x
+
+        return tiled(piece, image, tile=8, overlap=2, stop_check=stop_check)
+
+
+def multipart(data: bytes, name: str = "photo.png") -> tuple[bytes, str]:
+    boundary = "uir-test-boundary"
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n\r\n'.encode()
+    return head + data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+async def asgi_post(app: object, messages: list[dict], gone: asyncio.Event, content_type: str) -> int:
+    """POST /v1/restore straight through ASGI: ``messages`` are the body, then the client hangs up once ``gone``
+    is set (it never does if nobody sets it). Returns the status answered."""
+    pending = list(messages)
+
+    async def receive() -> dict:
+        if pending:
+            return pending.pop(0)
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    statuses: list[int] = []
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    headers = [(b"host", b"127.0.0.1:8000"), (b"content-type", content_type.encode())]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/restore",
+        "raw_path": b"/v1/restore",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await app(scope, receive, send)  # type: ignore[operator]
+    return statuses[0]
+
+
+async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
+    """Wait (up to ``limit`` seconds) for ``condition``; the caller asserts it afterwards."""
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+def cut_jpeg(width: int, height: int, keep: int = 40) -> bytes:
+    """A JPEG announcing ``width`` x ``height`` whose coded data is cut after ``keep`` bytes and closed by EOI."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (90, 120, 150)).save(buffer, format="JPEG")
+    data = buffer.getvalue()
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    return data[: start + keep] + b"\xff\xd9"
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +327,7 @@ def test_nothing_left_on_disk(client: TestClient, rng: np.random.Generator, monk
 
 def test_internal_error_is_one_line_500(rng: np.random.Generator) -> None:
     class Broken(SlowModel):
-        def restore_tensor(self, image: torch.Tensor) -> torch.Tensor:
+        def restore_tensor(self, image: torch.Tensor, stop_check: object = None) -> torch.Tensor:
             raise RuntimeError("boom\nwith a second line")
 
     with TestClient(create_app(Broken())) as client:
@@ -301,6 +388,182 @@ def test_full_queue_is_503_with_retry_after(rng: np.random.Generator) -> None:
         assert again.status_code == 200 and again.headers["x-uir-model"] == "slow-fake"
 
 
+# Abuse: bombs, abandoned and endless jobs, uploads to a busy server, foreign hosts and sites.
+
+
+def test_a_cut_jpeg_announcing_many_pixels_is_400_truncated(client: TestClient) -> None:
+    response = client.post("/v1/restore", files=upload(cut_jpeg(301, 297), "bomb.jpg"))
+    assert response.status_code == 400, response.status_code  # not decoded as 301x297 of grey
+    detail = response.json()["detail"]
+    assert (
+        detail.startswith("bomb.jpg: truncated or corrupt image data: image file is truncated") and "\n" not in detail
+    )
+
+
+def test_a_busy_server_refuses_an_upload_without_reading_it(rng: np.random.Generator) -> None:
+    model = SlowModel()
+    app = create_app(model, limits=Limits(workers=1, queue_size=0, retry_after=7))
+    data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    body, content_type = multipart(data)
+    read: list[bool] = []
+
+    def chunks() -> Iterator[bytes]:
+        read.append(True)
+        yield body
+
+    with TestClient(app) as client:
+        running = threading.Thread(target=lambda: client.post("/v1/restore", files=upload(data)))
+        running.start()
+        assert model.started.acquire(timeout=30)
+        refused = client.post("/v1/restore", content=chunks(), headers={"content-type": content_type})
+        model.release.set()
+        running.join(30)
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
+        assert read == []  # the body was never asked for
+        assert client.get("/healthz").json()["pending"] == 0
+
+
+def test_every_answer_frees_its_place(client: TestClient, rng: np.random.Generator) -> None:
+    good = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    flat = encode(np.zeros((400, 400, 3), np.uint8))
+
+    def streamed() -> Iterator[bytes]:
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.png"\r\n\r\n' + bytes(200_000)
+
+    answers = [
+        client.post("/v1/restore", files=upload(good)).status_code,
+        client.post("/v1/inspect", files=upload(good)).status_code,
+        client.post("/v1/restore", files=upload(b"junk")).status_code,
+        client.post("/v1/restore", files=upload(flat)).status_code,
+        client.post("/v1/restore", data={"image": "x"}).status_code,
+        client.post(
+            "/v1/restore", content=streamed(), headers={"content-type": "multipart/form-data; boundary=b"}
+        ).status_code,
+    ]
+    assert answers == [200, 200, 400, 413, 422, 413]
+    assert client.app.state.pool.pending == 0
+
+
+def test_a_queued_job_whose_client_has_gone_is_dropped(rng: np.random.Generator) -> None:
+    model = SlowModel()
+    app = create_app(model, limits=Limits(workers=1, queue_size=1))
+    pool = app.state.pool
+    body, content_type = multipart(encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)))
+    message = {"type": "http.request", "body": body, "more_body": False}
+
+    async def scenario() -> tuple[int, int, int]:
+        stays, leaves = asyncio.Event(), asyncio.Event()
+        running = asyncio.ensure_future(asgi_post(app, [message], stays, content_type))
+        assert await asyncio.to_thread(model.started.acquire, timeout=30)
+        waiting = asyncio.ensure_future(asgi_post(app, [message], leaves, content_type))
+        await until(lambda: pool.pending == 2)
+        leaves.set()  # the second client hangs up while its job waits
+        await until(lambda: pool.pending == 1)
+        pending_after = pool.pending
+        model.release.set()
+        return pending_after, await running, await waiting
+
+    try:
+        pending_after, first, second = asyncio.run(scenario())
+    finally:
+        model.release.set()
+        pool.shutdown()
+    assert pending_after == 1 and first == 200 and second == 503
+    assert model.calls == 1  # the dropped job never ran
+
+
+def test_a_slow_upload_is_408_and_frees_its_place(identity: uir.Model) -> None:
+    app = create_app(identity, limits=Limits(upload_timeout=0.2))
+    body, content_type = multipart(b"x" * 1000)
+    first = {"type": "http.request", "body": body[:100], "more_body": True}  # and the rest never comes
+
+    async def scenario() -> int:
+        return await asyncio.wait_for(asgi_post(app, [first], asyncio.Event(), content_type), 30)
+
+    assert asyncio.run(scenario()) == 408
+    assert app.state.pool.pending == 0
+    app.state.pool.shutdown()
+
+
+def test_a_job_over_its_time_limit_stops_between_tiles(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(uir.serve.pool, "monotonic", lambda: clock[0])
+
+    def one_second_per_tile(_: int) -> None:
+        clock[0] += 1.0
+
+    model = TiledModel(one_second_per_tile)
+    data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    with TestClient(create_app(model, limits=Limits(job_timeout=3.5))) as client:
+        response = client.post("/v1/restore", files=upload(data, "long.png"))
+    assert response.status_code == 504, response.status_code
+    detail = response.json()["detail"]
+    assert detail.startswith("long.png: stopped after this server's limit of 3.5 s") and "--job-timeout" in detail
+    everything = TiledModel(lambda _: None)
+    everything.restore_tensor(torch.zeros(1, 3, H, W))
+    assert model.tiles == 4 < everything.tiles  # the check before the fifth tile saw 4 s
+
+
+def test_stopping_the_server_stops_the_running_job_at_the_next_tile(rng: np.random.Generator) -> None:
+    def ctrl_c_during_the_second_tile(n: int) -> None:
+        if n == 2:
+            app.state.pool.stop_all("the server is stopping")
+
+    model = TiledModel(ctrl_c_during_the_second_tile)
+    app = create_app(model)
+    with TestClient(app) as client:
+        response = client.post("/v1/restore", files=upload(encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))))
+    assert response.status_code == 503 and response.json()["detail"].startswith("photo.png: stopped (the server is")
+    assert model.tiles == 2
+
+
+@pytest.fixture
+def local_client(identity: uir.Model) -> Iterator[TestClient]:
+    """A server that answers to the loopback names only, as ``uir serve`` on 127.0.0.1."""
+    app = create_app(identity, limits=Limits(allowed_hosts=LOCAL_HOSTS))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as test_client:
+        yield test_client
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:8000", 200),
+        ("localhost", 200),
+        ("LocalHost.:9", 200),
+        ("[::1]:8000", 200),
+        ("evil.example:8000", 400),  # DNS rebinding: a page whose name now points at 127.0.0.1
+        ("127.0.0.1.evil.example", 400),
+        ("testserver", 400),
+        ("", 400),
+    ],
+)
+def test_a_loopback_server_answers_to_local_names_only(local_client: TestClient, host: str, status: int) -> None:
+    response = local_client.get("/v1/models", headers={"host": host})
+    assert response.status_code == status
+    if status == 400:
+        detail = response.json()["detail"]
+        assert detail.startswith("this server answers to 127.0.0.1, ::1, localhost only") and "\n" not in detail
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [(None, 200), ("http://127.0.0.1:8000", 200), ("http://evil.example", 403), ("null", 403)],
+)
+def test_a_post_from_another_site_is_403(
+    local_client: TestClient, rng: np.random.Generator, origin: str | None, status: int
+) -> None:
+    data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    headers = {} if origin is None else {"origin": origin}
+    response = local_client.post("/v1/restore", files=upload(data), headers=headers)
+    assert response.status_code == status
+    if status == 403:
+        assert response.json()["detail"].startswith("cross-site request refused")
+    assert local_client.get("/healthz", headers={"origin": "http://evil.example"}).status_code == 200  # reads pass
+
+
 # Metadata, schema and the page.
 
 
@@ -349,16 +612,83 @@ def test_serve_without_the_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest
     assert err.count("\n") == 1 and "pip install 'uir[serve]'" in err
 
 
-def test_serve_command_runs_uvicorn(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def serve_command(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> object:
+    """Run ``uir serve --model identity argv`` with uvicorn's loop replaced by nothing; the uvicorn.Server it made."""
     import uvicorn
 
-    calls: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
-    assert main(["serve", "--model", "identity", "--port", "8123", "--queue", "2", "--max-pixels", "1000"]) == 0
-    assert calls[0]["host"] == "127.0.0.1" and calls[0]["port"] == 8123
-    limits = calls[0]["app"].state.limits
-    assert (limits.queue_size, limits.max_pixels) == (2, 1000)
-    assert "http://127.0.0.1:8123/" in capsys.readouterr().out
+    servers: list[object] = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: servers.append(self))
+    assert main(["serve", "--model", "identity", *argv]) == 0
+    return servers[0]
+
+
+def test_serve_command_runs_uvicorn(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    argv = ["--port", "8123", "--queue", "2", "--max-pixels", "1000", "--job-timeout", "7", "--upload-timeout", "9"]
+    config = serve_command(monkeypatch, argv).config
+    assert (config.host, config.port) == ("127.0.0.1", 8123)
+    limits = config.app.state.limits
+    assert (limits.queue_size, limits.max_pixels, limits.job_timeout, limits.upload_timeout) == (2, 1000, 7, 9)
+    out, err = capsys.readouterr()
+    assert "http://127.0.0.1:8123/" in out and err == ""
+
+
+def test_serve_sets_uvicorn_connection_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from uir.commands.serve import CONNECTION_LIMITS
+
+    config = serve_command(monkeypatch, []).config
+    defaults = uvicorn.Config(app=None)
+    for key, value in CONNECTION_LIMITS.items():
+        assert getattr(config, key) == value, key
+    # uvicorn alone takes any number of connections and waits for ever on Ctrl-C
+    assert defaults.limit_concurrency is None and defaults.timeout_graceful_shutdown is None
+    assert config.limit_concurrency is not None and config.timeout_graceful_shutdown is not None
+
+
+@pytest.mark.parametrize(
+    ("host", "url", "allowed"),
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000/", LOCAL_HOSTS),
+        ("::1", "http://[::1]:8000/", LOCAL_HOSTS),
+        ("0.0.0.0", "http://0.0.0.0:8000/", None),
+        ("::", "http://[::]:8000/", None),
+    ],
+)
+def test_serve_host_url_warning_and_allowed_hosts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, host: str, url: str, allowed: tuple | None
+) -> None:
+    server = serve_command(monkeypatch, ["--host", host])
+    out, err = capsys.readouterr()
+    assert f" at {url} " in out
+    assert server.config.app.state.limits.allowed_hosts == allowed
+    if allowed is None:  # beyond loopback: one line of warning
+        assert err.count("\n") == 1 and "no authentication" in err and "reachable from the network" in err
+    else:
+        assert err == ""
+
+
+def test_ctrl_c_stops_the_running_job_before_uvicorn_winds_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    server = serve_command(monkeypatch, [])
+    pool = server.config.app.state.pool
+    started = threading.Event()
+
+    def work(check: Callable[[], None]) -> None:  # a job between its tiles, for at most 30 s
+        started.set()
+        for _ in range(3000):
+            check()
+            time.sleep(0.01)
+
+    job = uir.serve.pool.Job()
+    future = pool.submit(work, job.check, job=job)
+    assert started.wait(30)
+    server.handle_exit(signal.SIGINT, None)  # what Ctrl-C calls
+    assert server.should_exit  # uvicorn's own handler ran too
+    with pytest.raises(uir.serve.pool.JobStopped, match="the server is stopping"):
+        future.result(timeout=60)
+    with pytest.raises(PoolFull, match="the server is stopping"):
+        pool.reserve()
+    pool.shutdown()
 
 
 def test_inspect_uses_the_parts_the_server_was_given(identity, rng: np.random.Generator) -> None:  # noqa: ANN001

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,7 +66,13 @@ class Model:
         return f"uir.Model(name={self.name!r}, device={str(self.device)!r})"
 
     def restore_tensor(
-        self, image: Tensor, *, tile: int | None = None, overlap: int = 32, tasks: Sequence[str] | None = None
+        self,
+        image: Tensor,
+        *,
+        tile: int | None = None,
+        overlap: int = 32,
+        tasks: Sequence[str] | None = None,
+        stop_check: Callable[[], object] | None = None,
     ) -> Tensor:
         """Restore ``(B, 3, H, W)`` float in [0, 1], image by image, tiled when large; same shape, dtype, device.
 
@@ -74,6 +80,7 @@ class Model:
             tile: the tile side; default the model's own (``0``: whole images).
             overlap: pixels shared by neighbouring tiles, blended.
             tasks: per image, the task name, for restorers that need to be told (``classic-best``).
+            stop_check: called before every tile; it raises to stop the work (``uir serve``'s time limit).
         """
         from uir.restore import restore_tensor
 
@@ -82,7 +89,8 @@ class Model:
         for i in range(image.shape[0]):
             one = image[i : i + 1].to(self.device, torch.float32)
             task = None if tasks is None else [tasks[i]]
-            outputs.append(restore_tensor(self.restorer, one, tasks=task, tile=tile, overlap=overlap))
+            restored = restore_tensor(self.restorer, one, tasks=task, tile=tile, overlap=overlap, stop_check=stop_check)
+            outputs.append(restored)
         return torch.cat(outputs).to(image.device, image.dtype)
 
     def restore(self, image: ImageLike, *, tile: int | None = None, overlap: int = 32) -> ImageLike:

@@ -12,7 +12,9 @@ import contextlib
 import dataclasses
 import glob
 import logging
+import math
 import os
+import re
 import secrets
 import struct
 import zlib
@@ -44,6 +46,11 @@ _FLIPS = {2: (0, 0, 1), 3: (0, 1, 1), 4: (0, 1, 0), 5: (1, 0, 0), 6: (1, 0, 1), 
 # What the decoders raise on bad data (Pillow mostly OSError/SyntaxError, the rest from deeper down).
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error, cv2.error)
 _LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as Pillow's convert("L")
+# JPEG frame markers: Huffman-coded (baseline, extended, progressive), and the rest (lossless, hierarchical,
+# arithmetic-coded); a marker that ends coded data (0xFF then anything but a stuffed 0x00, RSTn or fill).
+_SOF_HUFFMAN = (0xC0, 0xC1, 0xC2)
+_SOF_OTHER = (0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
+_JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,8 @@ def decode_image(data: bytes, name: str | Path) -> LoadedImage:
         raise ImageError(path, "empty file")
     with _decoding(path):
         pil = Image.open(BytesIO(data), formats=_PIL_FORMATS)
+        if pil.format in ("JPEG", "MPO"):
+            _check_jpeg_length(data)  # before the decode: libjpeg fills a cut JPEG with grey and says nothing
         rawmode = _rawmode(pil)
         pil.load()  # a full decode, so that truncated data fails here and not later
         orientation = _orientation(pil, path)
@@ -367,6 +376,53 @@ def _decoding(path: Path) -> Iterator[None]:
 
 def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
+
+
+def _check_jpeg_length(data: bytes) -> None:
+    """Raise OSError when a Huffman-coded JPEG's scans hold fewer bytes than its blocks need.
+
+    A cut JPEG ending in an EOI marker decodes without error in libjpeg (it warns, unseen through Pillow, and
+    fills the rest with grey): a few hundred bytes can announce 6000x6000. Huffman codes are at least one bit
+    long and every 8x8 block of every component has its DC coefficient coded, so a JPEG needs at least one
+    bit per block in its scans, however flat the image. Arithmetic-coded and unusual files are left to the decoder.
+    """
+    blocks, coded, pos = None, 0, 2
+    while pos >= 0 and pos + 4 <= len(data):
+        if data[pos] != 0xFF:  # stray bytes between segments: libjpeg skips to the next 0xFF, and so do we
+            pos = data.find(b"\xff", pos)
+            continue
+        marker = data[pos + 1]
+        if marker == 0xD9:  # EOI
+            break
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, RSTn, TEM: no length
+            pos += 1 if marker == 0xFF else 2
+            continue
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker in _SOF_OTHER:
+            return
+        if marker in _SOF_HUFFMAN:
+            blocks = _jpeg_blocks(data[pos + 4 : end])
+        pos = end
+        if marker == 0xDA:  # SOS: coded data until the next marker other than RSTn
+            found = _JPEG_MARKER.search(data, pos)
+            pos = found.start() if found else len(data)
+            coded += pos - end
+    if blocks and coded < blocks // 8:
+        raise OSError(f"image file is truncated ({coded} bytes of coded data; its {blocks} blocks need {blocks // 8})")
+
+
+def _jpeg_blocks(frame: bytes) -> int | None:
+    """The 8x8 blocks of all components of a JPEG frame (its SOF segment), or None when it cannot say."""
+    if len(frame) < 6:
+        return None
+    height, width, count = int.from_bytes(frame[1:3], "big"), int.from_bytes(frame[3:5], "big"), frame[5]
+    sampling = [(frame[7 + 3 * i] >> 4, frame[7 + 3 * i] & 15) for i in range(count) if 8 + 3 * i <= len(frame)]
+    if not height or not width or not sampling or min(min(hv) for hv in sampling) == 0:
+        return None
+    h_max, v_max = max(h for h, _ in sampling), max(v for _, v in sampling)
+    return sum(
+        math.ceil(math.ceil(width * h / h_max) / 8) * math.ceil(math.ceil(height * v / v_max) / 8) for h, v in sampling
+    )
 
 
 def _rawmode(pil: Image.Image) -> str:

@@ -29,7 +29,14 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return sorted(set(starts))
 
 
-def tiled(fn: Callable[[Tensor], Tensor], lq: Tensor, tile: int = 512, overlap: int = 32) -> Tensor:
+def tiled(
+    fn: Callable[[Tensor], Tensor],
+    lq: Tensor,
+    tile: int = 512,
+    overlap: int = 32,
+    *,
+    stop_check: Callable[[], object] | None = None,
+) -> Tensor:
     """Apply an image-to-image function tile by tile with blended overlaps.
 
     Args:
@@ -38,12 +45,16 @@ def tiled(fn: Callable[[Tensor], Tensor], lq: Tensor, tile: int = 512, overlap: 
         tile: the tile side in pixels.
         overlap: pixels shared by neighbouring tiles, blended with raised-cosine weights (the image border keeps
             full weight, so every pixel's weights sum to a positive number).
+        stop_check: called before every tile (and before an image in one piece); it raises to stop the work
+            there, and its exception propagates (a server's time limit, a client gone, Ctrl-C).
 
     Returns:
         ``(1, 3, H, W)`` on the device of ``lq``. Only one tile and the output are held at a time.
     """
+    check = stop_check or (lambda: None)
     _, _, h, w = lq.shape
     if h <= tile and w <= tile:
+        check()
         return fn(lq)
     stride = max(1, tile - overlap)
     out = torch.zeros_like(lq)
@@ -51,6 +62,7 @@ def tiled(fn: Callable[[Tensor], Tensor], lq: Tensor, tile: int = 512, overlap: 
     for top in _starts(h, tile, stride):
         for left in _starts(w, tile, stride):
             bottom, right = min(top + tile, h), min(left + tile, w)
+            check()
             piece = fn(lq[..., top:bottom, left:right])
             wy = _ramp(bottom - top, overlap, lq.device)
             wx = _ramp(right - left, overlap, lq.device)
@@ -76,15 +88,19 @@ def restore_tensor(
     tasks: Sequence[str] | None = None,
     tile: int | None = None,
     overlap: int = 32,
+    stop_check: Callable[[], object] | None = None,
 ) -> Tensor:
     """Restore one ``(1, 3, H, W)`` image in [0, 1] with any restorer, tiling when it asks for it.
 
     Args:
         tile: the tile side; default the restorer's ``tile_size`` attribute (learned models set one; classic
             baselines, which need the whole image, do not). ``0`` restores in one piece.
+        stop_check: called before each tile; it raises to stop (see ``tiled``).
     """
     tile = getattr(restorer, "tile_size", None) if tile is None else tile
     with torch.no_grad():
         if not tile:
+            if stop_check is not None:
+                stop_check()
             return restorer.restore(lq, tasks=tasks).clamp(0, 1)
-        return tiled(lambda x: restorer.restore(x, tasks=tasks), lq, tile, overlap).clamp(0, 1)
+        return tiled(lambda x: restorer.restore(x, tasks=tasks), lq, tile, overlap, stop_check=stop_check).clamp(0, 1)

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import ipaddress
 import logging
+import sys
+from typing import Any
 
 from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
 
 logger = logging.getLogger(__name__)
+
+# What uvicorn may hold: open connections (beyond: 503), seconds an idle keep-alive connection stays, the largest
+# request head in bytes, and seconds Ctrl-C waits for answers in flight (jobs stop at their next tile at once).
+CONNECTION_LIMITS = {
+    "limit_concurrency": 64,
+    "timeout_keep_alive": 5,
+    "h11_max_incomplete_event_size": 16 * 1024,
+    "timeout_graceful_shutdown": 10,
+}
 
 EPILOG = """examples:
   uir serve                                       the shipped model at http://127.0.0.1:8000/
@@ -21,6 +33,9 @@ The page restores dropped photos and shows before | after and what the model saw
 (image in, image out: PNG for PNG/JPEG/WebP/BMP, TIFF for TIFF, bit depth and alpha kept), POST /v1/inspect
 (image in, JSON out), GET /v1/models, GET /healthz, and the OpenAPI schema at /openapi.json. Everything is served
 by uir itself; nothing is loaded from the internet. Needs the serve extra: pip install 'uir[serve]'.
+
+On loopback (the default) the server answers only to the Host names localhost, 127.0.0.1 and [::1], and refuses
+posts from other sites' pages. Limits and their memory cost: docs/serving.md.
 """
 
 
@@ -38,9 +53,15 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload in MiB (default 50; 413 beyond)")
-    p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest image in pixels (default 40 M)")
+    p.add_argument(
+        "--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default 25 M: ~1.2 GiB to restore)"
+    )
     p.add_argument("--workers", type=int, default=1, help="images restored at once (default 1)")
     p.add_argument("--queue", type=int, default=4, help="requests waiting for a worker before 503 (default 4)")
+    p.add_argument(
+        "--job-timeout", type=float, default=300.0, help="seconds one image may run, then 504 (default 300; 0: none)"
+    )
+    p.add_argument("--upload-timeout", type=float, default=60.0, help="seconds an upload may take (default 60)")
     add_part_arguments(p)  # what /v1/inspect and the page report
     p.set_defaults(run=run)
 
@@ -51,17 +72,74 @@ def run(args: argparse.Namespace) -> int:
         raise UirError(f"uir serve needs {', '.join(missing)}: pip install 'uir[serve]'")
     if args.max_upload_mb <= 0 or args.max_pixels <= 0 or args.workers < 1 or args.queue < 0:
         raise UirError("--max-upload-mb and --max-pixels must be positive, --workers >= 1 and --queue >= 0")
+    if args.job_timeout < 0 or args.upload_timeout <= 0:
+        raise UirError("--job-timeout must be >= 0 (0: no limit) and --upload-timeout positive")
     import uvicorn
 
-    import uir
-    from uir.serve.app import Limits, create_app
+    from uir.api import Inspector, load  # heavy: run() loads it, not `uir --help`
+    from uir.serve.app import Limits, create_app  # optional: the serve extra (FastAPI, uvicorn)
+    from uir.serve.guards import LOCAL_HOSTS  # optional: the serve extra
 
-    model = uir.load(args.model, device=args.device, engine=args.engine)
+    loopback = is_loopback(args.host)
+    model = load(args.model, device=args.device, engine=args.engine)
     limits = Limits(
-        max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, workers=args.workers, queue_size=args.queue
+        max_upload_mb=args.max_upload_mb,
+        max_pixels=args.max_pixels,
+        workers=args.workers,
+        queue_size=args.queue,
+        job_timeout=args.job_timeout or None,
+        upload_timeout=args.upload_timeout,
+        allowed_hosts=tuple(dict.fromkeys([*LOCAL_HOSTS, args.host.strip("[]").lower()])) if loopback else None,
     )
-    inspector = uir.Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
+    inspector = Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
     app = create_app(model, limits=limits, inspector=inspector)
-    print(f"uir: serving {model.name} at http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    if not loopback:
+        print(
+            f"uir: warning: listening on {args.host}, reachable from the network, with no authentication: "
+            "anyone who can reach this port can use it",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(f"uir: serving {model.name} at {url(args.host, args.port)} (Ctrl-C to stop)", flush=True)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", **CONNECTION_LIMITS)
+    )
+    server.handle_exit = _stopping_jobs_first(server.handle_exit, app.state.pool)  # type: ignore[method-assign]
+    server.run()
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or ``localhost``) is reachable from this machine only.
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("0.0.0.0"), is_loopback("::")
+        (True, True, False, False)
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def url(host: str, port: int) -> str:
+    """The URL of a server bound to ``host``: IPv6 addresses in brackets.
+
+    Example:
+        >>> url("::", 8000), url("127.0.0.1", 80)
+        ('http://[::]:8000/', 'http://127.0.0.1:80/')
+    """
+    bare = host.strip("[]")
+    return f"http://[{bare}]:{port}/" if ":" in bare else f"http://{host}:{port}/"
+
+
+def _stopping_jobs_first(handle_exit: Any, pool: Any) -> Any:
+    """uvicorn's signal handler, preceded by stopping every job at its next tile: Ctrl-C waits a tile, not a job."""
+
+    def handle(sig: int, frame: object) -> None:
+        pool.stop_all("the server is stopping")
+        handle_exit(sig, frame)
+
+    return handle

@@ -8,17 +8,23 @@ internet.
 Uploads are decoded in memory (``uir.io.decode_image``) and results encoded in a private temporary folder that is
 always removed: nothing a client sends becomes a path. Inference runs in a bounded ``InferencePool``; a full queue
 answers 503 with ``Retry-After``. Every error is a one-line ``{"detail": ...}``, never a traceback.
+
+What guards the server, outermost first: the Host and Origin headers (``HostGuard``: DNS rebinding, cross-site
+posts), the body size (``BodyLimit``), a pool place taken before the body is read (``Admission``: a busy server
+refuses an upload without receiving it, and the body must arrive within ``upload_timeout``), the pixel count read
+from the header, the decoder's own checks (truncated files), and a per-job time limit checked between tiles. A job
+whose client has gone is dropped if it waits and stopped at its next tile if it runs.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import re
 import tempfile
 import time
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -32,12 +38,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from uir import __version__, io
+from uir import io
 from uir.api import Inspector, Model
 from uir.errors import UirError
-from uir.serve.pool import InferencePool, PoolFull
+from uir.serve.guards import SLOT, Admission, BodyLimit, HostGuard
+from uir.serve.pool import InferencePool, Job, JobStopped, JobTimeout, PoolFull
+from uir.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,8 @@ MEDIA_TYPES = {".png": "image/png", ".tiff": "image/tiff"}
 _FORM_SLACK = 64 * 1024
 Upload = Annotated[UploadFile, File(description="a PNG, JPEG, TIFF, BMP or WebP file")]
 _FORM_HELP = "send the image as multipart/form-data in the field 'file' (curl -F file=@photo.jpg)"
+# The requests that run a job: they take a pool place before their body is read.
+_JOB_PATHS = ("/v1/restore", "/v1/inspect")
 
 
 @dataclass(frozen=True)
@@ -56,17 +65,26 @@ class Limits:
 
     Attributes:
         max_upload_mb: largest upload in MiB (413 beyond).
-        max_pixels: largest image in pixels, width times height (413 beyond), checked before decoding.
+        max_pixels: largest image in pixels, width times height (413 beyond), checked before decoding. A running
+            restore with the default model peaks near 50 MiB per megapixel (1.2 GiB at 25 M; docs/serving.md).
         workers: inference threads.
-        queue_size: requests allowed to wait for a worker (503 with ``Retry-After`` beyond).
+        queue_size: requests allowed to wait for a worker (503 with ``Retry-After`` beyond); uploads being
+            received count among them.
         retry_after: seconds a refused client is told to wait.
+        job_timeout: seconds one image may take once a worker runs it; stopped at the next tile beyond (504).
+            None: no limit.
+        upload_timeout: seconds the whole upload may take to arrive once its place is taken (408 beyond).
+        allowed_hosts: the Host names served (any port; ``::1`` for ``[::1]``); others get 400. None: any.
     """
 
     max_upload_mb: float = 50.0
-    max_pixels: int = 40_000_000
+    max_pixels: int = 25_000_000
     workers: int = 1
     queue_size: int = 4
     retry_after: int = 5
+    job_timeout: float | None = 300.0
+    upload_timeout: float = 60.0
+    allowed_hosts: tuple[str, ...] | None = None
 
     @property
     def max_bytes(self) -> int:
@@ -78,8 +96,9 @@ def create_app(model: Model, *, limits: Limits | None = None, inspector: Inspect
 
     Args:
         model: what ``uir.load`` returned (or any object with ``name``, ``labels``, ``device`` and
-            ``restore_tensor((1, 3, H, W)) -> (1, 3, H, W)``).
-        limits: upload size, pixel count, pool and queue; defaults from ``Limits``.
+            ``restore_tensor((1, 3, H, W), stop_check=fn) -> (1, 3, H, W)``, calling ``fn`` between tiles).
+        limits: upload size, pixel count, pool and queue, time limits and Host names; defaults from ``Limits``
+            (any Host: ``uir serve`` on loopback passes ``LOCAL_HOSTS``).
         inspector: what ``/v1/inspect`` uses (``Inspector.from_files`` with a classifier, tree or perceiver);
             default: the scores alone.
 
@@ -109,7 +128,16 @@ def create_app(model: Model, *, limits: Limits | None = None, inspector: Inspect
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _add_routes(app, model, inspector, pool, limits)
-    app.add_middleware(_BodyLimit, max_bytes=limits.max_bytes + _FORM_SLACK, limit_mb=limits.max_upload_mb)
+    # The last added runs first: hosts, then size, then a pool place.
+    app.add_middleware(
+        Admission,
+        pool=pool,
+        paths=_JOB_PATHS,
+        retry_after=limits.retry_after,
+        upload_timeout=limits.upload_timeout,
+    )
+    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes + _FORM_SLACK, limit_mb=limits.max_upload_mb)
+    app.add_middleware(HostGuard, allowed_hosts=limits.allowed_hosts)
     return app
 
 
@@ -133,12 +161,12 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
         response_class=Response,
         responses={200: {"content": {"image/png": {}, "image/tiff": {}}, "description": "the restored image"}},
     )
-    async def restore(file: Upload) -> Response:
+    async def restore(request: Request, file: Upload) -> Response:
         """The restored image at full size: PNG for PNG, JPEG, WebP and BMP inputs, TIFF for TIFF; bit depth,
         alpha and gray mode kept. Headers: ``X-Uir-Model``, ``X-Uir-Seconds`` (the model's time) and
         ``Server-Timing`` (decode, restore, encode)."""
         name, data = await _upload(file, limits)
-        body, suffix, timings = await _in_pool(pool, limits, _restore_job, model, data, name)
+        body, suffix, timings = await _in_pool(request, name, pool, limits, _restore_job, model, data, name)
         stem = PurePosixPath(name).stem or "image"
         headers = {
             "X-Uir-Model": model.name,
@@ -149,18 +177,23 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
         return Response(body, media_type=MEDIA_TYPES[suffix], headers=headers)
 
     @app.post("/v1/inspect", summary="Say what is wrong with an image")
-    async def inspect(file: Upload) -> dict[str, Any]:
+    async def inspect(request: Request, file: Upload) -> dict[str, Any]:
         """PIQE (with its grade), NIQE and a verdict (``uir inspect --json``), plus ``seconds`` taken."""
         name, data = await _upload(file, limits)
-        return await _in_pool(pool, limits, _inspect_job, inspector, data, name)
+        return await _in_pool(request, name, pool, limits, _inspect_job, inspector, data, name)
 
 
-def _restore_job(model: Model, data: bytes, name: str) -> tuple[bytes, str, dict[str, float]]:
-    """Decode, restore and encode like ``uir restore``; the encoded bytes, their suffix and each step's seconds."""
+def _restore_job(
+    model: Model, data: bytes, name: str, check: Callable[[], None]
+) -> tuple[bytes, str, dict[str, float]]:
+    """Decode, restore and encode like ``uir restore``; the encoded bytes, their suffix and each step's seconds.
+
+    ``check`` raises to stop the job; the model calls it between tiles.
+    """
     start = time.perf_counter()
     source = io.decode_image(data, name)
     decoded = time.perf_counter()
-    restored = model.restore_tensor(source.image)
+    restored = model.restore_tensor(source.image, stop_check=check)
     done = time.perf_counter()
     suffix = io.restored_suffix(f".{source.format}")
     with tempfile.TemporaryDirectory(prefix="uir-serve-") as folder:
@@ -169,21 +202,52 @@ def _restore_job(model: Model, data: bytes, name: str) -> tuple[bytes, str, dict
     return body, suffix, timings
 
 
-def _inspect_job(inspector: Inspector, data: bytes, name: str) -> dict[str, Any]:
+def _inspect_job(inspector: Inspector, data: bytes, name: str, check: Callable[[], None]) -> dict[str, Any]:
     start = time.perf_counter()
-    report = inspector.inspect(io.decode_image(data, name).image).to_dict()
+    image = io.decode_image(data, name).image
+    check()
+    report = inspector.inspect(image).to_dict()
     report["path"] = name
     report["seconds"] = round(time.perf_counter() - start, 3)
     return report
 
 
-async def _in_pool(pool: InferencePool, limits: Limits, fn: Any, *args: Any) -> Any:
-    """Run a job in the pool; user errors become 400, a full queue 503, anything else a one-line 500."""
+async def _in_pool(request: Request, name: str, pool: InferencePool, limits: Limits, fn: Any, *args: Any) -> Any:
+    """Run ``fn(*args, job.check)`` in the pool, in the place the request reserved, while watching its client.
+
+    User errors become 400, a full queue or a stop 503, the time limit 504, anything else a one-line 500. A client
+    that goes away drops its job (or stops it at the next tile), and so does the request being cancelled.
+    """
+    job = Job(limits.job_timeout)
     try:
-        return await pool.run(fn, *args)
+        future = pool.submit(fn, *args, job.check, job=job, slot=request.scope.get(SLOT))
     except PoolFull as err:
-        detail = f"the server is busy ({err}); retry in {limits.retry_after} s"
-        raise HTTPException(503, detail, headers={"Retry-After": str(limits.retry_after)}) from err
+        raise _busy(limits, err) from err
+    result = asyncio.wrap_future(future)
+    result.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved, even when nobody waits
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({result, gone}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        job.stop("the request was cancelled")
+        future.cancel()
+        raise
+    finally:
+        gone.cancel()
+    if not result.done():  # the client has gone: nobody will read an answer
+        job.stop("the client has gone")
+        future.cancel()
+        raise HTTPException(503, "the client has gone")
+    if result.cancelled():  # dropped from the queue by the pool's shutdown
+        raise HTTPException(503, f"{name}: stopped (the server is stopping)")
+    try:
+        return result.result()
+    except JobTimeout as err:
+        detail = f"{name}: stopped after this server's limit of {limits.job_timeout:g} s per image"
+        raise HTTPException(504, f"{detail} (uir serve --job-timeout); send a smaller image") from err
+    except JobStopped as err:
+        retry = {"Retry-After": str(limits.retry_after)}
+        raise HTTPException(503, f"{name}: stopped ({err}); retry in {limits.retry_after} s", headers=retry) from err
     except UirError as err:
         raise HTTPException(400, _one_line(str(err))) from err
     except Exception as err:
@@ -200,6 +264,20 @@ async def _upload(file: UploadFile, limits: Limits) -> tuple[str, bytes]:
         raise HTTPException(413, detail)
     _check_pixels(data, name, limits.max_pixels)
     return name, data
+
+
+async def _disconnected(request: Request) -> None:
+    """Return when the client has gone (the body is read, so the next ASGI message is the disconnect)."""
+    try:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+    except Exception:  # the server cannot say any more: take the client as gone
+        return
+
+
+def _busy(limits: Limits, err: Exception) -> HTTPException:
+    detail = f"the server is busy ({err}); retry in {limits.retry_after} s"
+    return HTTPException(503, detail, headers={"Retry-After": str(limits.retry_after)})
 
 
 def _check_pixels(data: bytes, name: str, max_pixels: int) -> None:
@@ -239,42 +317,3 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     where = ", ".join(".".join(str(p) for p in e.get("loc", ())) + f": {e.get('msg', '')}" for e in errors[:3])
     return JSONResponse({"detail": f"bad request ({where}): {_FORM_HELP}"}, status_code=422)
-
-
-class _BodyLimit:
-    """ASGI middleware: 413 for a body over ``max_bytes``, told by Content-Length or counted as it streams in."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, limit_mb: float) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-        self.limit_mb = limit_mb
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        received = 0
-
-        async def limited() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                # FastAPI re-raises an HTTPException from the body reader as it is.
-                raise HTTPException(413, self._detail())
-            return message
-
-        await self.app(scope, limited, send)
-
-    def _detail(self) -> str:
-        return f"upload larger than this server's limit of {self.limit_mb:g} MiB (uir serve --max-upload-mb)"
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = json.dumps({"detail": self._detail()}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
