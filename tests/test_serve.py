@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -189,8 +190,9 @@ def test_restore_8bit(client: TestClient, rng: np.random.Generator, dtype, chann
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == media
     assert response.headers["x-uir-model"] == "identity"
-    assert float(response.headers["x-uir-seconds"]) >= 0
-    assert "restore;dur=" in response.headers["server-timing"]
+    timing = dict(part.split(";dur=") for part in response.headers["server-timing"].split(", "))
+    assert list(timing) == ["decode", "restore", "encode"]
+    assert abs(float(response.headers["x-uir-seconds"]) * 1000 - float(timing["restore"])) < 0.6  # ms, rounding
     suffix = ".tiff" if fmt == "TIFF" else ".png"
     disposition = response.headers["content-disposition"]
     assert disposition.startswith(f"attachment; filename=\"my photo_restored{suffix}\"; filename*=UTF-8''my%20photo")
@@ -221,14 +223,18 @@ def test_a_name_in_any_script_downloads_under_its_own_name(client: TestClient, r
     assert "filename*=UTF-8''%D1%84%D0%BE%D1%82%D0%BE%20%E5%86%99%E7%9C%9F_restored.png" in disposition
 
 
-def test_inspect(client: TestClient, rng: np.random.Generator) -> None:
+def test_inspect(client: TestClient, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uir.serve.app
+
+    clock = iter(np.arange(100.0, 200.0, 0.625))  # each reading 0.625 s after the one before
+    monkeypatch.setattr(uir.serve.app, "time", SimpleNamespace(perf_counter=lambda: float(next(clock))))
     data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
     response = client.post("/v1/inspect", files=upload(data, "../../etc/passwd.png"))
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["path"] == "passwd.png" and (report["width"], report["height"]) == (W, H)
     assert report["piqe_grade"] in ("excellent", "good", "fair", "poor", "bad") and report["verdict"]
-    assert report["seconds"] >= 0
+    assert report["seconds"] == 0.625  # from the reading before decoding to the one after the report
 
 
 # Bad input: 4xx with the CLI's one-line message, never a 500; the server keeps serving.
