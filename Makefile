@@ -35,6 +35,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/ruff check $(CODE)
+	# The layers of docs/ARCHITECTURE.md (.importlinter): a new upward import fails here.
+	$(BIN)/lint-imports --no-cache
 	# Two test processes with one thread each: more threads than cores makes torch's threads wait on each other.
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --durations=5
 

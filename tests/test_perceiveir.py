@@ -358,7 +358,7 @@ def test_tiers_by_two_fold_cross_validation_feed_the_perceiver(
 
     from uir.commands import perceive
     from uir.methods.perceiver import read_manifest
-    from uir.methods.tiers import fold_of
+    from uir.tiers import fold_of
 
     monkeypatch.setenv("UIR_DATA_ROOT", str(tiny_data))
     parser = argparse.ArgumentParser()

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from uir.version import __version__
 
 __all__ = ["Inspector", "Model", "__version__", "inspect_image", "load", "restore_image"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("Inspector", "Model", "inspect_image", "load", "restore_image"):  # (uir.restore is the tiling module)
-        from uir import api
+        from uir import api  # heavy: torch; `import uir` stays light and loads the API on first use
 
         return getattr(api, name)
     raise AttributeError(f"module 'uir' has no attribute {name!r}")

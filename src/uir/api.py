@@ -34,6 +34,7 @@ from torch import Tensor
 
 from uir.errors import UirError
 from uir.inspection import Inspection, Inspector
+from uir.restore import restore_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +83,6 @@ class Model:
             tasks: per image, the task name, for restorers that need to be told (``classic-best``).
             stop_check: called before every tile; it raises to stop the work (``uir serve``'s time limit).
         """
-        from uir.restore import restore_tensor
-
         _check_tensor(image)
         outputs = []
         for i in range(image.shape[0]):
@@ -171,12 +170,12 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> 
         >>> fast = uir.load("default", engine="onnx")  # doctest: +SKIP
         >>> fast.restore(photo)  # doctest: +SKIP
     """
-    from uir.restorers import load_restorer
+    from uir.restorers import load_restorer  # heavy: cv2 and every restorer, loaded by the first load()
 
     if engine not in ENGINES:
         raise UirError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
     if engine == "auto":
-        from uir.export import prefers_onnx
+        from uir.export import prefers_onnx  # heavy: the restorer catalog and the exporter
 
         if not prefers_onnx(model, device):
             return load(model, device, "torch")
@@ -186,7 +185,7 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> 
             logger.warning("onnxruntime cannot run %s (%s); using torch", model, err)
             return load(model, device, "torch")
     if engine == "onnx":
-        from uir.export import load_onnx_engine
+        from uir.export import load_onnx_engine  # heavy: the restorer catalog and the exporter
 
         return Model(load_onnx_engine(model, device=device), "cpu")
     return Model(load_restorer(model, device=device), device)
@@ -236,7 +235,7 @@ def _inspector(
 
 def _to_rgb_tensor(image: np.ndarray | Image.Image) -> Tensor:
     """``(1, 3, H, W)`` float in [0, 1] from an array or PIL image (alpha dropped, gray repeated)."""
-    from uir import io
+    from uir import io  # heavy: cv2; `import uir.api` stays light
 
     try:
         return io.to_tensor(image)

@@ -18,8 +18,11 @@ from pathlib import Path
 
 import torch
 
+from uir import degradations as D
 from uir import io
+from uir.data import NoisyDataset, PairedDataset, pair_folder
 from uir.degradations import ALL_TYPES
+from uir.degradations.functional import resize
 from uir.errors import UirError
 
 REFERENCE_METRICS = ("psnr", "ssim")
@@ -220,8 +223,6 @@ class Sample:
 
 def iter_samples(test_set: TestSet, root: Path, cache_dir: Path, limit: int | None = None) -> Iterator[Sample]:
     """The samples of a located set, in a fixed order."""
-    from uir.data import NoisyDataset, PairedDataset, pair_folder
-
     if test_set.kind == "noisy":
         dataset = NoisyDataset(root, test_set.sigma)
         items = ((Path(s["path"]).name, s["lq"], s["gt"]) for s in (dataset[i] for i in range(_n(len(dataset), limit))))
@@ -247,8 +248,6 @@ def _n(length: int, limit: int | None) -> int:
 
 
 def _shrink(image: torch.Tensor) -> torch.Tensor:
-    from uir.degradations.functional import resize
-
     h, w = image.shape[-2:]
     scale = REAL_MAX_SIDE / max(h, w)
     return image if scale >= 1 else resize(image, (round(h * scale), round(w * scale)), mode="area")
@@ -260,8 +259,6 @@ def synthesize(test_set: TestSet, clean_root: Path, cache_dir: Path) -> Path:
     The cache is keyed by a hash of the recipe and the clean file names, and rebuilt when either changes;
     building it twice gives byte-identical files.
     """
-    from uir import degradations as D
-
     recipe = test_set.synthesis
     assert recipe is not None
     clean = io.list_images([clean_root])[recipe.offset :: recipe.every]

@@ -11,38 +11,35 @@ import logging
 import math
 import signal
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from uir.config import Config, DataConfig, ModelConfig, OptimConfig, SourceConfig, ValConfig, expand_path
+from uir import degradations
+from uir.checkpoint import load_checkpoint, load_weights
+from uir.config import (
+    Config,
+    DataConfig,
+    ModelConfig,
+    OptimConfig,
+    SourceConfig,
+    ValConfig,
+    expand_path,
+)
 from uir.data import NoisyDataset, PairedDataset, SyntheticDataset, collate, sample_seed
 from uir.data.mixing import MixedDataset, MixSampler, NoisyCrops
+from uir.degradations import Mix
 from uir.errors import UirError
-
-if TYPE_CHECKING:
-    from uir.degradations import Mix
+from uir.methods import get_method
+from uir.methods.perceiver import TierDataset
+from uir.models.backbones import create_backbone
 
 logger = logging.getLogger(__name__)
 
 # The seed of validation crops and synthetic validation draws: fixed, so runs of any seed compare.
 VAL_SEED = 0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA (this process's GPU under torchrun) when available, else CPU; other names as given."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UirError(f"train.device is {name!r} but CUDA is not available; use cpu or auto")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 def build_backbone(model: ModelConfig, *, init: bool = True) -> nn.Module:
@@ -52,8 +49,6 @@ def build_backbone(model: ModelConfig, *, init: bool = True) -> nn.Module:
         init: load ``model.init``; a resumed run passes False (its checkpoint holds the weights, and the
             pre-training file need not exist any more).
     """
-    from uir.models.backbones import create_backbone
-
     backbone = create_backbone(model.backbone, **model.overrides)
     if init and model.init is not None:
         load_init(backbone, model.init)
@@ -66,8 +61,6 @@ def load_init(backbone: nn.Module, init: str) -> None:
     Raises:
         UirError: an unreadable file, or weights that do not fit (missing, unexpected or reshaped keys).
     """
-    from uir.checkpoint import load_checkpoint, load_weights
-
     path = expand_path(init, "model.init")
     path = path / "last.ckpt" if path.is_dir() else path
     if not path.is_file():
@@ -102,8 +95,6 @@ def build_method(cfg: Config, backbone: nn.Module) -> nn.Module:
     A method whose builder takes ``labels`` (a classifier, e.g. ``maskdcpt``) gets the training data's class
     names, ``build_train_data(cfg.data, ...).labels``: the order of the batches' ``label`` indices.
     """
-    from uir.methods import get_method
-
     spec = get_method(cfg.method.name)
     if "labels" in inspect.signature(spec.build).parameters:
         return spec.build(backbone, cfg.method, labels=build_train_data(cfg.data, cfg.train.seed).labels)
@@ -117,8 +108,6 @@ def _source_seed(seed: int, index: int) -> int:
 
 def source_mix(source: SourceConfig) -> Mix:
     """The mix of a synthetic source: its named mix, narrowed to ``types`` and ``severity`` where set."""
-    from uir import degradations
-
     assert source.mix is not None
     mix = degradations.get_mix(source.mix)
     if source.types is None and source.severity is None:
@@ -154,8 +143,6 @@ def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool
                 files=source.files,
             )
         if source.kind == "tiers":
-            from uir.methods.perceiver import TierDataset
-
             return TierDataset(root, crop=crop, flip=flip, seed=seed)
         return SyntheticDataset(
             root,
@@ -260,15 +247,11 @@ def _val_datasets(source: SourceConfig, key: str, val: ValConfig) -> list[Datase
     """A paired or noisy source's first ``max_images``; per type of a synthetic source's mix, ``length`` samples."""
     from torch.utils.data import Subset
 
-    from uir.degradations import Mix
-
     root = expand_path(source.root, f"{key}.root")
     try:
         if source.kind == "paired":
             dataset: Dataset = PairedDataset(root, source.layout, source.label, files=source.files)
         elif source.kind == "tiers":
-            from uir.methods.perceiver import TierDataset
-
             dataset = TierDataset(root, crop=None)
         elif source.kind == "noisy":
             if isinstance(source.sigma, list):
@@ -364,33 +347,3 @@ def retarget_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, optim: Opti
     for group in groups:
         group["initial_lr"] = optim.lr
         group["lr"] = optim.lr * schedule(scheduler.last_epoch)
-
-
-def method_from_checkpoint(path: str | Path, name: str, what: str) -> tuple[nn.Module, Config]:
-    """The method ``name`` of a training checkpoint (or run folder), with its raw (not EMA) weights, in eval mode.
-
-    Args:
-        path: a ``last.ckpt`` or the run folder holding it.
-        name: the ``method.name`` the run must have.
-        what: how the error names such a run (``"a MaskDCPT pre-training"``).
-
-    Returns:
-        The method (its ``backbone`` included) and the run's config.
-
-    Raises:
-        UirError: an unreadable checkpoint, or a run of another method (one line).
-    """
-    from uir.checkpoint import load_checkpoint
-    from uir.config import config_from_dict
-    from uir.methods import get_method
-
-    path = Path(path)
-    path = path / "last.ckpt" if path.is_dir() else path
-    state = load_checkpoint(path)
-    cfg = config_from_dict(state["config"], where=str(path))
-    if cfg.method.name != name:
-        raise UirError(f"{path}: a {cfg.method.name!r} run, not {what} (method.name: {name})")
-    backbone = build_backbone(cfg.model, init=False)
-    method = get_method(name).build(backbone, cfg.method, labels=state["labels"])
-    method.load_state_dict({**{f"backbone.{k}": v for k, v in state["backbone"].items()}, **state["method"]})
-    return method.eval(), cfg

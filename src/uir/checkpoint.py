@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from uir import __version__
 from uir.errors import UirError
 from uir.io import atomic_write_bytes
+from uir.version import __version__
 
 CHECKPOINT_FORMAT = "uir-checkpoint"
 SAFETENSORS_FORMAT = "uir"

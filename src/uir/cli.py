@@ -12,8 +12,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from uir import __version__
 from uir.errors import UirError
+from uir.version import __version__
 
 # Subcommand modules, in the order ``uir --help`` lists them.
 COMMANDS = ("degrade", "restore", "inspect", "eval", "train", "perceive", "export", "bench-speed", "data", "serve")

@@ -14,8 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +22,10 @@ from typing import Any, Literal
 import yaml
 
 from uir.errors import UirError
+from uir.io import write_text
+from uir.methods import get_method
 from uir.schema import ConfigError, copy_plain, describe_value, parse, parse_yaml, to_plain
+from uir.schema import expand_path as expand_path  # re-exported: config paths are expanded with it
 
 SourceKind = Literal["paired", "noisy", "synthetic", "tiers"]
 
@@ -196,8 +197,6 @@ class ValConfig:
 
 
 def _method_config(name: str) -> type:
-    from uir.methods import get_method
-
     return get_method(name).config
 
 
@@ -296,27 +295,4 @@ def to_yaml(cfg: Config) -> str:
 
 def save_config(cfg: Config, path: str | Path) -> Path:
     """Write the config as YAML, atomically."""
-    from uir.io import write_text
-
     return write_text(path, to_yaml(cfg))
-
-
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def expand_path(value: str, key: str = "path") -> Path:
-    """Expand ``${VAR}``, ``${VAR:-default}`` and ``~`` in a config path.
-
-    Raises:
-        UirError: a variable without a default is not set.
-    """
-
-    def substitute(match: re.Match[str]) -> str:
-        name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
-        if default is not None:
-            return default
-        raise UirError(f"{key}: ${{{name}}} is not set; export {name}=... (e.g. ../shared/data) or write the path")
-
-    return Path(_VAR.sub(substitute, value)).expanduser()

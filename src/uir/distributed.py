@@ -17,10 +17,22 @@ import torch
 import torch.distributed as torch_dist
 from torch import Tensor, nn
 
-from uir.build import resolve_device
 from uir.errors import UirError
 
 logger = logging.getLogger(__name__)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA (this process's GPU under torchrun) when available, else CPU; other names as given."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UirError(f"train.device is {name!r} but CUDA is not available; use cpu or auto")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+    return device
 
 
 @dataclass

@@ -21,10 +21,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from uir import __version__, io
+from uir import io
 from uir.benchmarks import Protocol, TestSet, iter_samples
+from uir.degradations.functional import resize
 from uir.errors import UirError
-from uir.restorers import Restorer
+from uir.metrics import get_metric
+from uir.restorer_registry import Restorer
+from uir.version import __version__
+from uir.viz import labelled_grid
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +70,6 @@ def model_identity(restorer: Restorer, spec: str) -> dict[str, str]:
 
 
 def _score(test_set: TestSet, restored: torch.Tensor, gt: torch.Tensor | None) -> dict[str, float]:
-    from uir.metrics import get_metric
-
     out = {}
     for name in test_set.metrics:
         metric = get_metric(name)
@@ -162,9 +164,6 @@ def _run_set(
 
 
 def _write_grid(path: Path, rows: list[list[torch.Tensor]], result: SetResult, columns: list[str]) -> None:
-    from uir.degradations.functional import resize
-    from uir.viz import labelled_grid
-
     side = 256
     cells = []
     for row in rows:

@@ -1,11 +1,10 @@
-"""ONNX export of learned models, and ``OnnxRestorer``, which runs an exported file with onnxruntime.
+"""ONNX export of learned models, and the onnxruntime engine that runs them from a cache.
 
 ``export_onnx`` writes the backbone with dynamic height and width (the dynamo exporter; the TorchScript one
 when dynamo fails), the model's name, labels and size multiple as ONNX metadata, then checks the file against
-torch on a real photo at its own odd size. Importing this module registers a loader for ``.onnx`` files, so
-``uir.load("model.onnx")`` and ``uir restore --model model.onnx`` run them; ``uir.load(name, engine="onnx")``
-exports a model once into the cache (``$UIR_CACHE``, default ``~/.cache/uir``) and runs that file.
-Needs the ``onnx`` extra: ``pip install 'uir[onnx]'``.
+torch on a real photo at its own odd size. ``uir.onnx_engine.OnnxRestorer`` (re-exported here) runs the files;
+``uir.load(name, engine="onnx")`` exports a model once into the cache (``$UIR_CACHE``, default
+``~/.cache/uir``) and runs that file. Needs the ``onnx`` extra: ``pip install 'uir[onnx]'``.
 
 Example:
     >>> from uir.export import export_onnx
@@ -30,25 +29,23 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from uir import __version__
 from uir.errors import UirError
-from uir.restorers import Restorer, register_loader
-
-if TYPE_CHECKING:
-    from uir.api import Model
+from uir.io import atomic_write_bytes, read_image
+from uir.onnx_engine import OnnxRestorer, first_line, require
+from uir.pretrained import SHIPPED, SUFFIXES, shipped_path
+from uir.restorers import load_restorer
+from uir.version import __version__
 
 logger = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'uir[onnx]'"
 CHECK_IMAGE = Path(__file__).resolve().parents[2] / "examples" / "clean" / "chelsea.png"
 """The photo ``export_onnx`` checks on by default (in a source checkout of uir)."""
 
@@ -103,78 +100,14 @@ class ExportReport:
         return "\n".join(lines)
 
 
-class OnnxRestorer:
-    """An exported ``.onnx`` model behind the ``Restorer`` interface, run by onnxruntime.
-
-    Images are padded to the model's size multiple here, as the backbone does in torch, so any size works and
-    the result equals torch's to float precision. Batches run image by image.
-
-    Args:
-        path: an ``.onnx`` file written by ``export_onnx`` (other single-input image models load too, named
-            after the file).
-        device: ``cpu``; ``cuda`` uses onnxruntime's CUDA provider where it is installed.
-        threads: intra-op threads (default: ``torch.get_num_threads()``, which follows ``OMP_NUM_THREADS``).
-
-    Attributes:
-        name, labels, tile_size, size_multiple: from the file's metadata.
-
-    Example:
-        >>> model = OnnxRestorer("nafnet.onnx")  # doctest: +SKIP
-        >>> model.restore(torch.rand(1, 3, 37, 53)).shape  # doctest: +SKIP
-        torch.Size([1, 3, 37, 53])
-    """
-
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
-        ort = _require("onnxruntime")
-        self.path = Path(path)
-        self.device = torch.device(device)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3  # errors only: its warnings are about graph details, not the user's input
-        providers = ["CPUExecutionProvider"]
-        if self.device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as err:  # onnxruntime raises its own exception types, not exported in a stable place
-            raise UirError(f"{self.path}: not an ONNX model onnxruntime can run ({_first_line(err)})") from err
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.name: str = meta.get("name", self.path.stem)
-        self.labels: list[str] = json.loads(meta.get("labels", "[]"))
-        self.size_multiple = int(meta.get("size_multiple", 1))
-        self.tile_size = int(meta.get("tile_size", 1024))
-        self._input = self.session.get_inputs()[0].name
-
-    def restore(self, lq: Tensor, tasks: Sequence[str] | None = None) -> Tensor:
-        """Restore ``lq`` ``(B, 3, H, W)`` float in [0, 1]; the same shape, in [0, 1], on ``lq``'s device.
-
-        ``tasks`` is ignored: the model is all-in-one.
-        """
-        from uir.models.layers import crop, pad_to_multiple
-
-        if not isinstance(lq, Tensor) or lq.ndim != 4 or lq.shape[1] != 3 or not lq.is_floating_point():
-            shape = tuple(lq.shape) if isinstance(lq, Tensor) else type(lq).__name__
-            raise UirError(f"{self.name}: expects a (B, 3, H, W) float tensor in [0, 1], got {shape}")
-        height, width = lq.shape[-2:]
-        # Padding here, as the backbone would, keeps the graph on the path it was traced on (its own pad is 0).
-        padded = pad_to_multiple(lq.detach().to("cpu", torch.float32), self.size_multiple)
-        outputs = [self.session.run(None, {self._input: image[None].numpy()})[0] for image in padded]
-        restored = crop(torch.from_numpy(np.concatenate(outputs)), height, width)
-        return restored.clamp(0.0, 1.0).to(lq.device, lq.dtype)
-
-    def __repr__(self) -> str:
-        return f"OnnxRestorer(name={self.name!r}, path={str(self.path)!r})"
-
-
 def export_onnx(
-    model: str | Model, path: str | Path, *, opset: int | None = None, check: str | Path | bool = True, runs: int = 3
+    model: str | Any, path: str | Path, *, opset: int | None = None, check: str | Path | bool = True, runs: int = 3
 ) -> ExportReport:
     """Export a learned model's backbone to ONNX with dynamic H and W, then check it against torch.
 
     Args:
-        model: a model name (``default``), a ``.safetensors``/``.ckpt`` path, or a loaded ``uir.Model``.
+        model: a model name (``default``), a ``.safetensors``/``.ckpt`` path, or a loaded ``uir.Model``
+            (anything with a ``restorer`` attribute).
         path: the ``.onnx`` file to write (atomically; a single file, weights included).
         opset: the ONNX opset (default: the exporter's).
         check: the photo to compare onnxruntime with torch on, at its own size (``True``: ``CHECK_IMAGE``;
@@ -194,7 +127,7 @@ def export_onnx(
         True
     """
     restorer = _learned(model)
-    _require("onnx", "onnxscript", "onnxruntime")
+    require("onnx", "onnxscript", "onnxruntime")
     image = None if check is False else Path(CHECK_IMAGE if check is True else check)
     if image is not None and not image.is_file():
         raise UirError(f"{image}: no such image to check the export on")
@@ -219,7 +152,7 @@ def load_onnx_engine(spec: str, device: str = "cpu") -> OnnxRestorer:
     restorer = _learned(spec)
     path = cache_dir() / "onnx" / f"{restorer.name}-{_digest(spec, restorer)}.onnx"
     if not path.is_file():
-        _require("onnx", "onnxscript", "onnxruntime")
+        require("onnx", "onnxscript", "onnxruntime")
         logger.info("exporting %s to %s for onnxruntime (once)", spec, path)
         _write_onnx(restorer, path, None)
     return OnnxRestorer(path, device)
@@ -231,8 +164,6 @@ def prefers_onnx(spec: str, device: str = "cpu") -> bool:
     Yes for a learned model (a shipped name or a model file) on the CPU with the onnx extra installed: on one
     thread it restores the default model faster than torch (``benchmarks/onnx_speed.py`` measures both).
     """
-    from uir.pretrained import SHIPPED, SUFFIXES
-
     learned = spec in (*SHIPPED, "default") or Path(spec).suffix in (*SUFFIXES, ".onnx")
     installed = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
     return learned and installed and torch.device(device).type == "cpu"
@@ -241,11 +172,6 @@ def prefers_onnx(spec: str, device: str = "cpu") -> bool:
 def cache_dir() -> Path:
     """Where uir caches derived files: ``$UIR_CACHE``, else ``~/.cache/uir``."""
     return Path(os.environ.get("UIR_CACHE") or Path.home() / ".cache" / "uir")
-
-
-def load_onnx_file(path: Path, device: str) -> Restorer | None:
-    """The ``register_loader`` hook: an ``OnnxRestorer`` for ``.onnx`` files, ``None`` for other files."""
-    return OnnxRestorer(path, device) if path.suffix == ".onnx" else None
 
 
 class _Forward(nn.Module):
@@ -261,8 +187,6 @@ class _Forward(nn.Module):
 
 def _learned(model: Any) -> Any:
     """The ``ModelRestorer`` behind a name, a path or a ``uir.Model``; a one-line error for anything else."""
-    from uir.restorers import load_restorer
-
     restorer = load_restorer(model, "cpu") if isinstance(model, str) else getattr(model, "restorer", model)
     if isinstance(restorer, OnnxRestorer):
         raise UirError(f"{restorer.name} is already an ONNX model ({restorer.path})")
@@ -282,8 +206,6 @@ def _cpu_backbone(restorer: Any) -> nn.Module:
 def _write_onnx(restorer: Any, path: Path, opset: int | None) -> tuple[str, int, int]:
     """Export, add the metadata, write ``path`` atomically; returns (exporter, opset, file size)."""
     import onnx
-
-    from uir.io import atomic_write_bytes
 
     backbone = _Forward(_cpu_backbone(restorer))
     multiple = int(getattr(restorer.backbone, "size_multiple", 1))
@@ -315,7 +237,7 @@ def _export_graph(backbone: nn.Module, multiple: int, path: Path, opset: int | N
             )  # fmt: skip
         return "dynamo"
     except Exception as err:  # the exporter raises from deep inside torch.export, of many types
-        dynamo_error = _first_line(err)
+        dynamo_error = first_line(err)
         logger.warning("the dynamo exporter failed (%s); trying the TorchScript exporter", dynamo_error)
     axes = {"lq": {2: "height", 3: "width"}, "restored": {2: "height", 3: "width"}}
     try:
@@ -324,15 +246,13 @@ def _export_graph(backbone: nn.Module, multiple: int, path: Path, opset: int | N
         return "torchscript"
     except Exception as err:
         raise UirError(
-            f"ONNX export failed with both exporters (dynamo: {dynamo_error}; torchscript: {_first_line(err)})"
+            f"ONNX export failed with both exporters (dynamo: {dynamo_error}; torchscript: {first_line(err)})"
         ) from err
 
 
 def _check(report: ExportReport, restorer: Any, image: Path, runs: int) -> ExportReport:
     """``report`` completed with the max abs difference and the median times of torch and onnxruntime."""
     from dataclasses import replace
-
-    from uir.io import read_image
 
     lq = read_image(image).image
     session = OnnxRestorer(report.path)
@@ -365,8 +285,6 @@ def _median_time(fn: Callable[[], Tensor], runs: int) -> tuple[float, Tensor]:
 def _digest(spec: str, restorer: Any) -> str:
     """16 hex digits naming the weights (their file's bytes, else the tensors), the tile size (kept in the file's
     metadata) and uir's and torch's versions."""
-    from uir.pretrained import SHIPPED, shipped_path
-
     tile = getattr(restorer, "tile_size", None)
     digest = hashlib.sha256(f"uir {__version__} torch {torch.__version__} tile {tile}".encode())
     source = shipped_path(spec) if spec in (*SHIPPED, "default") else Path(spec)
@@ -377,14 +295,6 @@ def _digest(spec: str, restorer: Any) -> str:
             digest.update(key.encode())
             digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _require(*modules: str) -> Any:
-    """The last of ``modules``, imported; a one-line install hint when any is missing."""
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise UirError(f"ONNX export and inference need {', '.join(missing)}: {INSTALL_HINT}")
-    return importlib.import_module(modules[-1])
 
 
 @contextlib.contextmanager
@@ -401,11 +311,3 @@ def _quiet() -> Iterator[None]:
     finally:
         for log, level in zip(loggers, levels, strict=True):
             log.setLevel(level)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0] if text else ''}"[:300]
-
-
-register_loader(load_onnx_file)

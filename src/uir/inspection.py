@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from uir.errors import UirError
+from uir.metrics import niqe, piqe
 
 PIQE_GRADES = ("excellent", "good", "fair", "poor", "bad")
 """PIQE's quality scale (Venkatanath et al., 2015): 0–20 excellent, 21–35 good, 36–50 fair, 51–80 poor, 81–100 bad."""
@@ -138,11 +139,11 @@ class Inspector:
         classifier, tree, perceiver = (None if str(p) == "none" else p for p in (classifier, tree, perceiver))
         loaded_classifier = loaded_tree = loaded_perceiver = None
         if classifier is not None:
-            from uir.methods import load_classifier
+            from uir.methods import load_classifier  # heavy: the training stack; `import uir.api` stays light
 
             loaded_classifier = load_classifier(classifier).to(device)
         if tree is not None:
-            from uir.restorers import load_restorer
+            from uir.restorers import load_restorer  # heavy: cv2 and every restorer; `import uir.api` stays light
 
             backbone = getattr(load_restorer(str(tree), device=device), "backbone", None)
             if not hasattr(backbone, "tree_path"):
@@ -155,8 +156,7 @@ class Inspector:
     @torch.no_grad()
     def inspect(self, image: Tensor, path: str | None = None) -> Inspection:
         """Inspect one ``(1, 3, H, W)`` RGB image in [0, 1]."""
-        from uir.metrics import niqe, piqe
-        from uir.viz import shrink
+        from uir.viz import shrink  # heavy: cv2 (through uir.io); `import uir.api` stays light
 
         if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
             raise UirError(f"expected a (1, 3, H, W) image, got {tuple(image.shape)}")
@@ -201,6 +201,6 @@ def _verdict(piqe_score: float, degradations: dict[str, float] | None, tiers: di
 
 def _load_perceiver(path: str | Path, device: str) -> Perceiver:
     """A quality perceiver from ``export_perceiver``'s file or a perceiver run, on ``device``."""
-    from uir.methods.perceiver import load_perceiver
+    from uir.methods.perceiver import load_perceiver  # heavy: the training stack; `import uir.api` stays light
 
     return load_perceiver(path).to(device)

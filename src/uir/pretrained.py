@@ -1,12 +1,11 @@
 """Trained models as ``Restorer``s: ``uir eval --model run/best.safetensors`` and ``uir restore`` load them here.
 
-Importing this module registers ``load_model_file`` with ``uir.restorers.register_loader``; it accepts uir
+Importing this module registers ``load_model_file`` with ``uir.restorer_registry.register_loader``; it accepts uir
 ``.safetensors`` files and training checkpoints (``.ckpt``, EMA weights preferred). It also registers the
 models shipped inside the package (``SHIPPED``) by name, and ``default`` for the one ``uir restore`` uses
 when no ``--model`` is given. Their cards are in docs/models/.
 
 Example:
-    >>> import uir.pretrained  # noqa: F401  (registers the loader)  # doctest: +SKIP
     >>> from uir.restorers import load_restorer  # doctest: +SKIP
     >>> model = load_restorer("runs/nafnet_cpu_5d/best.safetensors")  # doctest: +SKIP
     >>> model.restore(lq).shape == lq.shape  # doctest: +SKIP
@@ -25,7 +24,8 @@ from torch import Tensor, nn
 
 from uir.checkpoint import Weights, load_weights
 from uir.errors import UirError
-from uir.restorers import Restorer, register_loader, register_restorer
+from uir.models.backbones import create_backbone
+from uir.restorer_registry import Restorer, register_loader, register_restorer
 
 logger = logging.getLogger(__name__)
 
@@ -87,8 +87,6 @@ class ModelRestorer:
 
 def build_from_weights(weights: Weights) -> nn.Module:
     """The backbone described by ``weights``, with the weights loaded (strictly)."""
-    from uir.models.backbones import create_backbone
-
     backbone = create_backbone(weights.backbone, **weights.overrides)
     missing, unexpected = backbone.load_state_dict(weights.state, strict=False)
     if missing or unexpected:

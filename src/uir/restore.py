@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from uir.restorers import Restorer
+from uir.restorer_registry import Restorer
 
 
 def _ramp(length: int, overlap: int, device: torch.device) -> Tensor:

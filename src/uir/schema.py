@@ -23,10 +23,12 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -215,3 +217,24 @@ def to_plain(cfg: Any) -> Any:
     if isinstance(cfg, (list, tuple)):
         return [to_plain(v) for v in cfg]
     return cfg
+
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_path(value: str, key: str = "path") -> Path:
+    """Expand ``${VAR}``, ``${VAR:-default}`` and ``~`` in a config path.
+
+    Raises:
+        UirError: a variable without a default is not set.
+    """
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise UirError(f"{key}: ${{{name}}} is not set; export {name}=... (e.g. ../shared/data) or write the path")
+
+    return Path(_VAR.sub(substitute, value)).expanduser()

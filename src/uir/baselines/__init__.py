@@ -29,7 +29,7 @@ from uir.baselines.derain import GuidedDerain, SwitchingMedian, guided_derain, m
 from uir.baselines.dispatch import BEST_FOR_TASK, ClassicBest, Identity
 from uir.baselines.filters import box_filter, guided_filter
 from uir.baselines.lowlight import AdaptiveGamma, Clahe, Retinex, adaptive_gamma, clahe, lime
-from uir.restorers import RESTORERS, register_restorer
+from uir.restorer_registry import RESTORERS, register_restorer
 
 __all__ = [
     "BEST_FOR_TASK",

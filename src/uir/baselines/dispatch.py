@@ -14,7 +14,7 @@ from torch import Tensor
 
 from uir.baselines.base import check_batch
 from uir.errors import UirError
-from uir.restorers import Restorer
+from uir.restorer_registry import RESTORERS, Restorer
 
 # Task label (uir.degradations type names) to the baseline that measured best on it (see the README table).
 BEST_FOR_TASK: dict[str, str] = {
@@ -58,11 +58,8 @@ class ClassicBest:
         factories: Mapping[str, Callable[[], Restorer]] | None = None,
         routes: Mapping[str, str] | None = None,
     ) -> None:
-        if factories is None:
-            from uir.restorers import RESTORERS
-
-            factories = RESTORERS
-        self.factories = factories
+        # The registry is read when a task is routed, by then filled with every baseline (uir.baselines).
+        self.factories = RESTORERS if factories is None else factories
         self.routes = dict(BEST_FOR_TASK if routes is None else routes)
         self._cache: dict[str, Restorer] = {}
 

@@ -33,8 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.models.backbones import PRESETS
-    from uir.models.speed import format_speed_table, speed_table
+    from uir.models.backbones import PRESETS  # heavy: run() loads it, not `uir --help`
+    from uir.models.speed import format_speed_table, speed_table  # heavy: run() loads it, not `uir --help`
 
     presets = args.preset or list(PRESETS)
     sizes = tuple(int(s) for s in parse_floats(args.sizes, "--sizes"))

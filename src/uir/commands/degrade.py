@@ -148,7 +148,7 @@ def _merge(base: dict, extra: dict) -> dict[str, dict[str, object]]:
 
 
 def write_sheet(args: argparse.Namespace) -> int:
-    from uir.viz import contact_sheet
+    from uir.viz import contact_sheet  # heavy: run() loads it, not `uir --help`
 
     source = io.read_image(args.sheet)
     severities = parse_floats(args.severities, "--severities")

@@ -40,9 +40,14 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.benchmarks import PROTOCOLS, get_protocol
-    from uir.evaluate import evaluate, model_identity, to_markdown, write_results
-    from uir.restorers import available_restorers, load_restorer
+    from uir.benchmarks import PROTOCOLS, get_protocol  # heavy: run() loads it, not `uir --help`
+    from uir.evaluate import (  # heavy: run() loads it, not `uir --help`
+        evaluate,
+        model_identity,
+        to_markdown,
+        write_results,
+    )
+    from uir.restorers import available_restorers, load_restorer  # heavy: run() loads it, not `uir --help`
 
     if args.list:
         for p in PROTOCOLS.values():

@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.export import export_onnx
+    from uir.export import export_onnx  # heavy: run() loads it, not `uir --help`
 
     if not args.onnx:
         raise UirError("say which format to export to: --onnx (the one format so far)")

@@ -43,7 +43,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.inspection import Inspector
+    from uir.inspection import Inspector  # heavy: run() loads it, not `uir --help`
 
     inspector = Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
     paths = io.list_images(args.inputs, recursive=args.recursive)

@@ -47,8 +47,8 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run_tiers(args: argparse.Namespace) -> int:
-    from uir.config import load_config
-    from uir.methods.tiers import make_tiers
+    from uir.config import load_config  # heavy: run() loads it, not `uir --help`
+    from uir.tiers import make_tiers  # heavy: run() loads it, not `uir --help`
 
     cfg = load_config(args.config, args.set)
     manifest = make_tiers(cfg, args.out, iterations=args.iterations, limit=args.limit, progress=not args.no_progress)

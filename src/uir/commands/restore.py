@@ -85,8 +85,8 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.api import Inspector, load
-    from uir.viz import before_after
+    from uir.api import Inspector, load  # heavy: run() loads it, not `uir --help`
+    from uir.viz import before_after  # heavy: run() loads it, not `uir --help`
 
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")

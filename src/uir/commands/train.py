@@ -60,8 +60,8 @@ def resolve(args: argparse.Namespace) -> tuple[Path, Path | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.config import expand_path, load_config
-    from uir.train import train
+    from uir.config import expand_path, load_config  # heavy: run() loads it, not `uir --help`
+    from uir.train import train  # heavy: run() loads it, not `uir --help`
 
     config, out = resolve(args)
     cfg = load_config(config, args.set)

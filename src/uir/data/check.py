@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from uir.data.layouts import Pairing, get_layout, pair_folder
 from uir.errors import ImageError, UirError
+from uir.io import read_image
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +127,6 @@ def _relative(path: Path, root: Path) -> str:
 
 def _read_size(path: Path) -> tuple[int, int] | str:
     """``(width, height)`` of a fully decoded image, or the one-line reason it cannot be read."""
-    from uir.io import read_image
-
     try:
         image = read_image(path).image
     except ImageError as exc:

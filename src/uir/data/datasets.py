@@ -12,7 +12,7 @@ import logging
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,10 +20,9 @@ from torch.utils.data import Dataset
 
 from uir.data.augment import paired_crop, paired_flip, sample_generator
 from uir.data.layouts import Pair, Pairing, get_layout, pair_folder
+from uir.degradations import Mix, apply, get_mix
 from uir.errors import UirError
-
-if TYPE_CHECKING:
-    from uir.degradations import Mix
+from uir.io import read_image
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +34,6 @@ Crop = int | tuple[int, int] | None
 
 def load_image(path: Path) -> Tensor:
     """Read one image as ``(3, H, W)`` float32 RGB in [0, 1] (via ``uir.io``; raises ``ImageError``)."""
-    from uir.io import read_image
-
     return read_image(path).image[0]
 
 
@@ -256,8 +253,6 @@ class SyntheticDataset(Dataset):
         layout: str | None = None,
         files: Files = None,
     ) -> None:
-        from uir.degradations import get_mix
-
         self.mix = get_mix(mix) if isinstance(mix, str) else mix
         self.pairing, self.images = _clean_images(clean_root, layout, files)
         if length is not None and length < 1:
@@ -273,8 +268,6 @@ class SyntheticDataset(Dataset):
         self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from uir.degradations import apply
-
         if not -self.length <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} samples")
         index %= self.length

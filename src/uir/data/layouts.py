@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from uir.errors import UirError
+from uir.io import IMAGE_EXTENSIONS
 
 # Generic lq/gt sub-folder names every paired layout accepts besides its own.
 _GENERIC_DIRS = (("lq", "gt"), ("input", "target"))
@@ -38,8 +39,6 @@ _LEVIN_LQ = re.compile(r"^(.+?)_kernel\d+", re.IGNORECASE)
 
 
 def _image_extensions() -> frozenset[str]:
-    from uir.io import IMAGE_EXTENSIONS
-
     return frozenset(e.lower() if e.startswith(".") else f".{e.lower()}" for e in IMAGE_EXTENSIONS)
 
 

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from uir.data.augment import sample_generator
 from uir.errors import UirError
+from uir.methods.registry import register_method
 from uir.metrics.reference import SSIM_K1, SSIM_K2, SSIM_SIGMA, SSIM_WINDOW
 from uir.models.backbones.amirnet import LEVEL_NODES, DegradationEncoder
 
@@ -333,7 +334,5 @@ def build_amirnet(backbone: nn.Module, config: AMIRNetConfig) -> AMIRNet:
     kwargs = {k: v for k, v in vars(config).items() if k != "name"}
     return AMIRNet(backbone, **kwargs)
 
-
-from uir.methods import register_method  # noqa: E402
 
 register_method("amirnet", AMIRNetConfig, build_amirnet)

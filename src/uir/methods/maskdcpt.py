@@ -32,19 +32,19 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from uir.checkpoint import export_safetensors, read_safetensors
 from uir.errors import UirError
+from uir.methods.registry import TrainedRun, method_from_checkpoint, register_method
 from uir.models.backbones import Restormer, TransformerBlock, create_backbone
 from uir.models.heads import ClassificationHead, DegradationClassifier
 from uir.models.layers import masked_mean, pad_to_multiple
-
-if TYPE_CHECKING:
-    from uir.config import ModelConfig
+from uir.pretrained import shipped_classifier_path
 
 CLASSIFIER_FORMAT = "uir-maskdcpt-classifier"
 """The ``format`` metadata of the file :func:`export_classifier` writes (not loadable as restoration weights)."""
@@ -292,12 +292,9 @@ def _checkpoint_path(path: str | Path) -> Path:
     return path / "last.ckpt" if path.is_dir() else path
 
 
-def _load_run(path: str | Path) -> tuple[MaskDCPT, ModelConfig]:
+def _load_run(path: str | Path) -> TrainedRun:
     """The MaskDCPT method of a training checkpoint (or run folder), with its raw (not EMA) weights, and its model."""
-    from uir.build import method_from_checkpoint
-
-    method, cfg = method_from_checkpoint(path, "maskdcpt", "a MaskDCPT pre-training")
-    return method, cfg.model  # type: ignore[return-value]
+    return method_from_checkpoint(path, "maskdcpt", "a MaskDCPT pre-training")
 
 
 def export_classifier(run: str | Path, path: str | Path | None = None) -> Path:
@@ -314,13 +311,12 @@ def export_classifier(run: str | Path, path: str | Path | None = None) -> Path:
         >>> export_classifier("runs/nafnet_maskdcpt_pretrain")  # doctest: +SKIP
         PosixPath('runs/nafnet_maskdcpt_pretrain/classifier.safetensors')
     """
-    from uir.checkpoint import export_safetensors
-
     checkpoint = _checkpoint_path(run)
-    method, model = _load_run(checkpoint)
+    run = _load_run(checkpoint)
+    method = run.method
     state, metadata = method.state_for_export()
     state |= {f"backbone.{k}": v for k, v in method.backbone.state_dict().items()}
-    metadata |= {"format": CLASSIFIER_FORMAT, "backbone": model.backbone, "overrides": model.overrides}
+    metadata |= {"format": CLASSIFIER_FORMAT, "backbone": run.backbone, "overrides": run.overrides}
     return export_safetensors(path or checkpoint.with_name("classifier.safetensors"), state, metadata)
 
 
@@ -338,18 +334,14 @@ def load_classifier(path: str | Path) -> DegradationClassifier:
         {'noise': 0.91, 'haze': 0.01, ...}
     """
     if str(path) == "default":
-        from uir.pretrained import shipped_classifier_path
-
         path = shipped_classifier_path()
     path = Path(path)
     if path.suffix != ".safetensors":
-        return _load_run(path)[0].classifier().eval()
+        return _load_run(path).method.classifier().eval()
     return _classifier_from_file(path).eval()
 
 
 def _classifier_from_file(path: Path) -> DegradationClassifier:
-    from uir.checkpoint import read_safetensors
-
     meta, state = read_safetensors(path)
     if meta.get("format") != CLASSIFIER_FORMAT:
         raise UirError(f"{path}: not a MaskDCPT classifier (made by export_classifier); restoration weights?")
@@ -359,7 +351,5 @@ def _classifier_from_file(path: Path) -> DegradationClassifier:
     classifier.load_state_dict(state)
     return classifier
 
-
-from uir.methods import register_method  # noqa: E402
 
 register_method("maskdcpt", MaskDCPTConfig, build_maskdcpt)

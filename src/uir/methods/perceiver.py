@@ -36,9 +36,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from uir.checkpoint import export_safetensors, read_safetensors
+from uir.data import load_image, sample_generator
+from uir.data.datasets import _augment
+from uir.degradations import apply, draw, get_mix
 from uir.errors import UirError
+from uir.methods.registry import TrainedRun, method_from_checkpoint, register_method
 from uir.models.backbones import create_backbone
+from uir.models.frozen import ClipImageEncoder
 from uir.models.heads.perceiver import TIERS, PerceiverHead, QualityPerceiver
+from uir.schema import expand_path
 
 PERCEIVER_FORMAT = "uir-quality-perceiver"
 """The ``format`` metadata of the file :func:`export_perceiver` writes (not loadable as restoration weights)."""
@@ -97,8 +104,6 @@ def synthetic_medium(
         >>> synthetic_medium(lq, gt, None, scale=0.25).mean().item()
         0.25
     """
-    from uir.degradations import apply, draw, get_mix
-
     overrides = get_mix(mix).overrides if mix else {}
     medium = gt + scale * (lq - gt)
     if records is None:
@@ -197,9 +202,6 @@ class PerceiverTraining(nn.Module):
 
 
 def _load_clip(path: str) -> nn.Module:
-    from uir.config import expand_path
-    from uir.models.frozen import ClipImageEncoder
-
     return ClipImageEncoder(expand_path(path, "method.clip"))
 
 
@@ -254,9 +256,6 @@ class TierDataset(Dataset):
         self.epoch = int(epoch)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        from uir.data import load_image, sample_generator
-        from uir.data.datasets import _augment
-
         row = self.rows[index]
         root = self.manifest.parent
         images = tuple(load_image(root / row[k]) for k in ("low", "medium", "high"))
@@ -307,11 +306,8 @@ def _checkpoint_path(path: str | Path) -> Path:
     return path / "last.ckpt" if path.is_dir() else path
 
 
-def _load_run(path: Path) -> tuple[PerceiverTraining, Any]:
-    from uir.build import method_from_checkpoint
-
-    method, cfg = method_from_checkpoint(path, "perceiver", "a perceiver training")
-    return method, cfg  # type: ignore[return-value]
+def _load_run(path: Path) -> TrainedRun:
+    return method_from_checkpoint(path, "perceiver", "a perceiver training")
 
 
 def export_perceiver(run: str | Path, path: str | Path | None = None) -> Path:
@@ -321,16 +317,15 @@ def export_perceiver(run: str | Path, path: str | Path | None = None) -> Path:
         >>> export_perceiver("runs/perceiver_tiers")  # doctest: +SKIP
         PosixPath('runs/perceiver_tiers/perceiver.safetensors')
     """
-    from uir.checkpoint import export_safetensors
-
     checkpoint = _checkpoint_path(run)
-    method, cfg = _load_run(checkpoint)
+    run = _load_run(checkpoint)
+    method, config = run.method, run.config
     state = {f"head.{k}": v for k, v in method.head.state_dict().items()}
-    if cfg.method.clip is None:
+    if config.clip is None:
         state |= {f"backbone.{k}": v for k, v in method.backbone.state_dict().items()}
-    head = {"embed_dim": cfg.method.embed_dim, "prompt_tokens": cfg.method.prompt_tokens}
-    metadata = {"format": PERCEIVER_FORMAT, "backbone": cfg.model.backbone, "overrides": cfg.model.overrides}
-    metadata |= {"head": head, "tiers": list(TIERS), "clip": cfg.method.clip}
+    head = {"embed_dim": config.embed_dim, "prompt_tokens": config.prompt_tokens}
+    metadata = {"format": PERCEIVER_FORMAT, "backbone": run.backbone, "overrides": run.overrides}
+    metadata |= {"head": head, "tiers": list(TIERS), "clip": config.clip}
     return export_safetensors(path or checkpoint.with_name("perceiver.safetensors"), state, metadata)
 
 
@@ -342,11 +337,9 @@ def load_perceiver(path: str | Path) -> QualityPerceiver:
         >>> perceiver.perceive(lq)  # doctest: +SKIP
         {'low': 0.93, 'medium': 0.06, 'high': 0.01}
     """
-    from uir.checkpoint import read_safetensors
-
     path = Path(path)
     if path.suffix != ".safetensors":
-        return _load_run(_checkpoint_path(path))[0].perceiver().eval()
+        return _load_run(_checkpoint_path(path)).method.perceiver().eval()
     meta, state = read_safetensors(path)
     if meta.get("format") != PERCEIVER_FORMAT:
         raise UirError(f"{path}: not a quality perceiver (made by export_perceiver)")
@@ -361,8 +354,4 @@ def load_perceiver(path: str | Path) -> QualityPerceiver:
     return perceiver.eval()
 
 
-from uir.methods import register_method  # noqa: E402
-
 register_method("perceiver", PerceiverConfig, build_perceiver)
-
-from uir.methods import quality_aware  # noqa: E402, F401  (stage 2 registers with stage 1)

@@ -39,14 +39,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from uir.checkpoint import load_weights
 from uir.errors import UirError
+from uir.methods.perceiver import load_perceiver
+from uir.methods.registry import register_method
+from uir.models.backbones import create_backbone
+from uir.models.frozen import VGG16Features
 from uir.models.heads.perceiver import QualityPerceiver
+from uir.schema import expand_path
 
 logger = logging.getLogger(__name__)
 
@@ -307,11 +314,6 @@ class QualityAware(nn.Module):
 
 def load_restorer(path: str) -> nn.Module:
     """A frozen restorer (eval, no gradients) from a run folder, checkpoint or ``.safetensors`` export."""
-    from pathlib import Path
-
-    from uir.checkpoint import load_weights
-    from uir.models.backbones import create_backbone
-
     file = Path(path)
     file = file / "last.ckpt" if file.is_dir() else file
     if not file.is_file():
@@ -324,9 +326,6 @@ def load_restorer(path: str) -> nn.Module:
 
 def build_quality_aware(backbone: nn.Module, config: QualityAwareConfig, *, labels: Sequence[str]) -> QualityAware:
     """The registry's builder: loads the perceiver and the proxies from the config's paths."""
-    from uir.config import expand_path
-    from uir.methods.perceiver import load_perceiver
-
     assert config.perceiver is not None  # check() requires it
     perceiver_path = expand_path(config.perceiver, "method.perceiver")
     if not perceiver_path.exists():
@@ -335,13 +334,9 @@ def build_quality_aware(backbone: nn.Module, config: QualityAwareConfig, *, labe
     proxies = [load_restorer(str(expand_path(p, "method.proxies"))) for p in config.proxies]
     feature_net = None
     if config.vgg is not None:
-        from uir.models.frozen import VGG16Features
-
         feature_net = VGG16Features(expand_path(config.vgg, "method.vgg"))
     perceiver = load_perceiver(perceiver_path)
     return QualityAware(backbone, labels, perceiver=perceiver, proxies=proxies, feature_net=feature_net, **options)
 
-
-from uir.methods import register_method  # noqa: E402
 
 register_method("quality-aware", QualityAwareConfig, build_quality_aware)

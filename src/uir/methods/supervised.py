@@ -8,6 +8,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from uir.methods.registry import register_method
+
 
 @dataclass
 class SupervisedConfig:
@@ -81,7 +83,5 @@ def build_supervised(backbone: nn.Module, config: SupervisedConfig) -> Supervise
     """The registry's builder: config keys are the constructor's arguments."""
     return Supervised(backbone, loss=config.loss, charbonnier_eps=config.charbonnier_eps)
 
-
-from uir.methods import register_method  # noqa: E402
 
 register_method("supervised", SupervisedConfig, build_supervised)

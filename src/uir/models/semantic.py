@@ -26,7 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from uir.checkpoint import load_weights
 from uir.errors import UirError
+from uir.models.presets import create_backbone
 
 logger = logging.getLogger(__name__)
 
@@ -80,8 +82,6 @@ class BackboneSemantic(_Frozen):
         channels_last: bool = True,
     ) -> None:
         super().__init__()
-        from uir.models.backbones import create_backbone
-
         if init is None:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -99,9 +99,6 @@ class BackboneSemantic(_Frozen):
 
 
 def _load_backbone(path: Path, channels_last: bool) -> nn.Module:
-    from uir.checkpoint import load_weights
-    from uir.models.backbones import create_backbone
-
     file = path / "last.ckpt" if path.is_dir() else path
     if not file.is_file():
         raise UirError(f"semantic_init: {file} does not exist; give a run folder, checkpoint or .safetensors")

@@ -40,32 +40,12 @@ Example:
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
-from typing import Any, Protocol
-
-from torch import Tensor, nn
-
-from uir.errors import UirError
 from uir.models.backbones.amirnet import DegradationEncoder, FTBlock, FTBNAFNet
 from uir.models.backbones.nafnet import NAFBlock, NAFNet
 from uir.models.backbones.perceiveir import DegradationCode, GuidedBlock, PerceiveIR
 from uir.models.backbones.promptir import PromptStage, promptir
 from uir.models.backbones.restormer import Restormer, TransformerBlock
-
-
-class Backbone(Protocol):
-    """What methods, heads and exporters may rely on (see the module docstring)."""
-
-    feature_dims: tuple[int, ...]
-    size_multiple: int
-
-    def encode(self, lq: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> list[Tensor]: ...
-
-    def decode(self, feats: list[Tensor], lq: Tensor, cond: Tensor | None = None) -> Tensor: ...
-
-    def __call__(self, lq: Tensor) -> Tensor: ...
-
+from uir.models.presets import PRESETS, Backbone, accepted_arguments, create_backbone
 
 _RESTORMER_48 = {"dim": 48, "num_blocks": (4, 6, 6, 8), "num_refinement_blocks": 4, "num_heads": (1, 2, 4, 8)}
 _RESTORMER_CPU = {"dim": 20, "num_blocks": (1, 2, 2, 4), "num_refinement_blocks": 1, "stem": 2}
@@ -73,7 +53,7 @@ _TINY = {"num_blocks": (1, 1, 1, 1), "num_refinement_blocks": 1}
 _PERCEIVEIR_TINY = {"code_width": 8, "code_stages": 2, "code_dim": 16, "prompt_len": 4, "guide_hidden": 8}
 _FTB_TINY = {"degradation_width": 8, "degradation_stages": 2, "feature_dim": 16, "head_hidden": 8}
 
-PRESETS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
+PRESETS |= {  # the table of uir.models.presets, filled here where the networks are
     "nafnet-tiny": (
         NAFNet,
         {"width": 8, "encoder_blocks": (1, 1, 1, 1), "middle_blocks": 1, "decoder_blocks": (1, 1, 1, 1)},
@@ -124,43 +104,12 @@ PRESETS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any]]] = {
     "perceiveir-cpu": (PerceiveIR, {**_RESTORMER_CPU, "prompt_len": 8, "semantic_dim": 32}),
     "perceiveir-48": (PerceiveIR, _RESTORMER_48),
 }
-"""Preset name → (backbone class or builder, its keyword arguments)."""
-
-
-def accepted_arguments(factory: Callable[..., nn.Module]) -> set[str]:
-    """The keyword arguments ``factory`` takes; a wrapper that forwards ``**kwargs`` to the network named by its
-    ``wraps`` attribute (``FTBNAFNet`` → ``NAFNet``) takes that network's too."""
-    parameters = inspect.signature(factory).parameters
-    accepted = {n for n, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
-    wrapped = getattr(factory, "wraps", None)
-    if wrapped is not None and len(accepted) < len(parameters):
-        accepted |= accepted_arguments(wrapped)
-    return accepted
-
-
-def create_backbone(name: str, **overrides: Any) -> nn.Module:
-    """Build the preset ``name``, with keyword arguments of its constructor overridden.
-
-    Args:
-        name: a key of :data:`PRESETS`, e.g. ``"nafnet-cpu"``.
-        **overrides: constructor arguments replacing the preset's, e.g. ``width=24`` or ``block=...``.
-
-    Raises:
-        UirError: unknown preset name (the message lists the valid ones) or unknown argument.
-    """
-    if name not in PRESETS:
-        raise UirError(f"unknown backbone {name!r}; valid: {', '.join(PRESETS)}")
-    factory, kwargs = PRESETS[name]
-    accepted = accepted_arguments(factory)
-    unknown = sorted(set(overrides) - accepted)
-    if unknown:
-        raise UirError(f"{name} does not take {', '.join(unknown)}; it takes: {', '.join(sorted(accepted))}")
-    return factory(**{**kwargs, **overrides})
 
 
 __all__ = [
     "PRESETS",
     "Backbone",
+    "accepted_arguments",
     "DegradationCode",
     "DegradationEncoder",
     "FTBNAFNet",

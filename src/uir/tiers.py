@@ -31,8 +31,15 @@ from pathlib import Path
 
 import torch
 
+from uir.build import build_source
 from uir.config import Config, config_from_dict, to_dict
+from uir.data import load_image
+from uir.distributed import resolve_device
 from uir.errors import UirError
+from uir.io import write_image, write_text
+from uir.methods.perceiver import MANIFEST_COLUMNS
+from uir.methods.quality_aware import load_restorer
+from uir.train import train
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +72,6 @@ class TierSample:
 
 def write_pairs(cfg: Config, out: Path, *, limit: int | None = None) -> list[TierSample]:
     """Write every sample of ``cfg.data.sources`` (the first ``limit`` of each) as whole-image pairs under ``out``."""
-    from uir.build import build_source
-    from uir.io import write_image
-
     samples = []
     for i, source in enumerate(cfg.data.sources):
         dataset = build_source(source, f"data.sources.{i}", crop=None, flip=False, seed=cfg.train.seed)
@@ -103,9 +107,6 @@ def fold_config(cfg: Config, out: Path, fold: int, tasks: list[str], iterations:
 @torch.no_grad()
 def render(restorer: torch.nn.Module, samples: list[TierSample], out: Path, device: torch.device) -> None:
     """Write ``restorer``'s output on each sample's low image to ``out/medium/{name}``."""
-    from uir.data import load_image
-    from uir.io import write_image
-
     restorer.to(device)
     for sample in samples:
         lq = load_image(out / sample.pair("lq"))[None].to(device)
@@ -127,10 +128,6 @@ def make_tiers(
     Raises:
         UirError: a fold without samples (too few images), or what training raises.
     """
-    from uir.build import resolve_device
-    from uir.methods.quality_aware import load_restorer
-    from uir.train import train
-
     if iterations is not None and iterations < 1:
         raise UirError(f"iterations must be at least 1, got {iterations}")
     out = Path(out_dir)
@@ -155,9 +152,6 @@ def make_tiers(
 
 def write_manifest(out: Path, samples: list[TierSample]) -> Path:
     """``out/manifest.csv``: one row ``low, medium, high, task, fold`` per sample, paths relative to ``out``."""
-    from uir.io import write_text
-    from uir.methods.perceiver import MANIFEST_COLUMNS
-
     lines = [",".join(MANIFEST_COLUMNS)]
     for s in samples:
         row = (s.pair("lq"), f"medium/{s.name}", s.pair("gt"), s.task, str(s.fold))
