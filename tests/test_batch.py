@@ -33,3 +33,17 @@ def test_output_names_stay_inside_the_folder_and_never_clash(tmp_path: Path) -> 
     assert all(n.parent == tmp_path for n in names.values())
     assert [n.name for n in names.values()] == ["image.png", "image-2.png", "photo.png", "photo-2.png", "image-3.png"]
     assert output_names([Path("x.tif")], tmp_path, lambda p: p.suffix)[Path("x.tif")] == tmp_path / "x.tif"
+
+
+def test_inputs_that_differ_only_in_type_keep_their_own_comparison(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray(np.full((9, 11, 3), 30, np.uint8)).save(src / "a.png")
+    Image.fromarray(np.full((9, 11, 3), 200, np.uint8)).save(src / "a.tif")
+    out = tmp_path / "out"
+    assert (
+        main(["restore", str(src / "a.png"), str(src / "a.tif"), "-o", str(out), "--model", "identity", "--compare"])
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["a-2.tif", "a-2_compare.jpg", "a.png", "a_compare.jpg"]
+    assert (out / "a_compare.jpg").read_bytes() != (out / "a-2_compare.jpg").read_bytes()

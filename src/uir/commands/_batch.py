@@ -32,7 +32,7 @@ def run_each(paths: Sequence[Path], work: Callable[[Path], None], desc: str) -> 
 
 
 def output_names(paths: Sequence[Path], out_dir: Path, suffix: str | Callable[[Path], str]) -> dict[Path, Path]:
-    """A distinct output file inside ``out_dir`` for every input: ``<stem><suffix>``, numbered on name clashes.
+    """A distinct output file inside ``out_dir`` for every input: ``<stem><suffix>``, numbered when stems clash.
 
     Args:
         suffix: the output's suffix, or a function of the input path that gives it (``uir restore`` keeps TIFF).
@@ -46,10 +46,10 @@ def output_names(paths: Sequence[Path], out_dir: Path, suffix: str | Callable[[P
         end = suffix(path) if callable(suffix) else suffix
         base = path.stem if path.stem.strip(". ") else "image"
         stem, n = base, 1
-        while (stem + end).lower() in taken:
+        while stem.lower() in taken:  # the stem, not the name: extra outputs (<stem>_compare.jpg) derive from it
             n += 1
             stem = f"{base}-{n}"
-        taken.add((stem + end).lower())
+        taken.add(stem.lower())
         names[path] = out_dir / (stem + end)
         assert names[path].parent == out_dir and names[path].name == stem + end, names[path]
     return names
