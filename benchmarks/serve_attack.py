@@ -134,6 +134,18 @@ class RssSampler:
             time.sleep(0.02)
 
 
+def flood_and_report(pid: int, port: int, args: argparse.Namespace, state: str) -> None:
+    """Send ``args.uploads`` concurrent uploads of ``args.upload_mb`` MiB; print the answers and the server's RSS.
+
+    The RSS before is read just before the flood: in state 4 it already holds the restore that is running.
+    """
+    before = proc_memory(pid, "VmRSS")
+    with RssSampler(pid) as rss:
+        results = upload_flood(port, args.uploads, args.upload_mb)
+    print(f"{state}; {args.uploads} concurrent uploads of {args.upload_mb:g} MiB: {summary(results)}")
+    print(f"   server RSS {before:.0f} MiB before, peak {rss.peak:.0f} MiB during the uploads")
+
+
 def upload_flood(port: int, count: int, megabytes: float) -> list[tuple[int, float]]:
     """``count`` concurrent uploads of random bytes; their ``(status, seconds)``."""
     data = np.random.default_rng(1).integers(0, 256, int(megabytes * 2**20), dtype=np.uint8).tobytes()
@@ -219,38 +231,21 @@ def attack(args: argparse.Namespace) -> int:
 
         stalled = [raw_post(port, b"--x", "multipart/form-data; boundary=x", 10**6) for _ in range(5)]
         wait_pending(port, 5)
-        before = proc_memory(server.pid, "VmRSS")
-        with RssSampler(server.pid) as rss:
-            results = upload_flood(port, args.uploads, args.upload_mb)
-        print(
-            f"3. five stalled uploads hold every place; {args.uploads} concurrent uploads of {args.upload_mb:g} MiB: "
-            f"{summary(results)}"
-        )
-        print(f"   server RSS {before:.0f} MiB before, peak {rss.peak:.0f} MiB during the uploads")
+        flood_and_report(server.pid, port, args, "3. five stalled uploads hold every place")
         for sock in stalled:
             sock.close()
         wait_pending(port, 0)
 
-        before = proc_memory(server.pid, "VmRSS")
         busy = [threading.Thread(target=request, args=(port, "POST", "/v1/restore", *big[i])) for i in range(5)]
         for thread in busy:
             thread.start()
         wait_pending(port, 5)
-        with RssSampler(server.pid) as rss:
-            results = upload_flood(port, args.uploads, args.upload_mb)
-        print(
-            f"4. five restores pending; {args.uploads} concurrent uploads of {args.upload_mb:g} MiB: {summary(results)}"
-        )
-        print(f"   server RSS {before:.0f} MiB before, peak {rss.peak:.0f} MiB during the uploads")
+        flood_and_report(server.pid, port, args, "4. five restores pending")
         for thread in busy:
             thread.join()
 
         wait_pending(port, 0)
-        before = proc_memory(server.pid, "VmRSS")
-        with RssSampler(server.pid) as rss:
-            results = upload_flood(port, args.uploads, args.upload_mb)
-        print(f"5. idle; {args.uploads} concurrent uploads of {args.upload_mb:g} MiB: {summary(results)}")
-        print(f"   server RSS {before:.0f} MiB before, peak {rss.peak:.0f} MiB during the uploads")
+        flood_and_report(server.pid, port, args, "5. idle")
         print(f"server peak resident memory over the whole run (VmHWM): {proc_memory(server.pid, 'VmHWM'):.0f} MiB")
     finally:
         server.terminate()

@@ -119,6 +119,22 @@ MUTANTS = (
         ("tests/test_io.py", "tests/test_serve.py"),
     ),
     Mutant(
+        "jpeg-restart-ends-scan",
+        "the JPEG length check takes a restart marker for the end of a scan (valid JPEGs refused as truncated)",
+        "src/uir/io.py",
+        '_JPEG_MARKER = re.compile(rb"\\xff[\\x01-\\xcf\\xd8-\\xfe]")',
+        '_JPEG_MARKER = re.compile(rb"\\xff[\\x01-\\xfe]")',
+        ("tests/test_io.py",),
+    ),
+    Mutant(
+        "jpeg-segments-unbounded",
+        "a JPEG of millions of empty segments is walked to its end (seconds of CPU in the server)",
+        "src/uir/io.py",
+        "        if segments > _MAX_JPEG_SEGMENTS:",
+        "        if False:",
+        ("tests/test_io.py", "tests/test_serve.py"),
+    ),
+    Mutant(
         "serve-reads-body-when-busy",
         "uir serve takes a pool place only after reading the upload (a busy server receives every upload)",
         "src/uir/serve/guards.py",

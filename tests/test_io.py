@@ -17,6 +17,7 @@ from PIL import Image, ImageFile, ImageOps
 from uir.errors import ImageError, UirError
 from uir.io import (
     IMAGE_EXTENSIONS,
+    decode_image,
     list_images,
     read_image,
     save_like,
@@ -498,3 +499,60 @@ def test_the_flattest_jpegs_are_not_taken_for_truncated(tmp_path: Path, mode: st
     loaded = read_image(path)
     assert loaded.image.shape == (1, 3, 917, 1203) and loaded.gray == (mode == "L")
     assert torch.allclose(loaded.image, torch.full_like(loaded.image, 128 / 255), atol=1 / 255)
+
+
+def _jpeg_variants() -> dict[str, bytes]:
+    """Valid JPEGs whose structure a segment walker can get wrong, each of a noisy 61x83 picture."""
+    from io import BytesIO
+
+    noise = np.random.default_rng(1).integers(0, 256, (61, 83, 3), dtype=np.uint8)
+
+    def save(image: Image.Image, **options: object) -> bytes:
+        buffer = BytesIO()
+        image.save(buffer, **({"format": "JPEG"} | options))
+        return buffer.getvalue()
+
+    rgb = Image.fromarray(noise)
+    plain = save(rgb)
+    # Flat, with a restart marker after every MCU: each interval is a byte or two, so a walker that took a restart
+    # marker for the end of the scan would count only the first one and call the file truncated.
+    flat = np.full((61, 83, 3), 128, np.uint8)
+    ok, restarts = cv2.imencode(".jpg", flat, [cv2.IMWRITE_JPEG_RST_INTERVAL, 1, cv2.IMWRITE_JPEG_QUALITY, 5])
+    assert ok
+    nested = save(rgb.resize((16, 12)))  # an APP1 segment holding a whole JPEG, as EXIF thumbnails do
+    app1 = b"\xff\xe1" + (len(nested) + 8).to_bytes(2, "big") + b"Exif\x00\x00" + nested
+    tricky = b"\xff\xe5\x00\x0a" + b"\xff\xd9\xff\xda\xff\xc0\xff\xd9"  # marker bytes inside an APP5 segment
+    return {
+        "baseline": plain,
+        "4:2:2": save(rgb, subsampling="4:2:2"),
+        "progressive-optimised": save(rgb, progressive=True, optimize=True),
+        "gray": save(rgb.convert("L")),
+        "cmyk": save(rgb.convert("CMYK")),
+        "restart-markers": restarts.tobytes(),
+        "app1-thumbnail": plain[:2] + app1 + plain[2:],
+        "marker-bytes-in-app5": plain[:2] + tricky + plain[2:],
+        "fill-bytes": plain[:2] + b"\xff" * 5000 + plain[2:],
+        "junk-after-eoi": plain + b"\xff\xd8\xff\xda\x00\x02" + bytes(100),
+        "mpo": save(rgb, format="MPO", save_all=True, append_images=[Image.fromarray(255 - noise)]),
+    }
+
+
+@pytest.mark.parametrize("variant", list(_jpeg_variants()))
+def test_valid_jpegs_of_every_structure_are_not_taken_for_truncated(variant: str) -> None:
+    data = _jpeg_variants()[variant]
+    loaded = decode_image(data, f"{variant}.jpg")
+    assert loaded.image.shape == (1, 3, 61, 83) and loaded.format == "JPEG"
+
+
+def test_a_jpeg_of_absurdly_many_segments_is_refused_before_pillow_walks_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _jpeg_variants()["baseline"]
+    padded = data[:2] + b"\xff\xfe\x00\x02" * 20_000 + data[2:]  # 20,000 empty comments (80 KB)
+    opened: list[object] = []
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a) or pytest.fail("opened"))
+    with pytest.raises(
+        ImageError, match=r"^many\.jpg: truncated or corrupt image data: more than 10000 JPEG segments$"
+    ):
+        decode_image(padded, "many.jpg")
+    assert opened == []

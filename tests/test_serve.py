@@ -384,6 +384,7 @@ def test_full_queue_is_503_with_retry_after(rng: np.random.Generator) -> None:
             time.sleep(0.01)
         refused = client.post("/v1/restore", files=upload(data))
         assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
+        assert refused.headers["connection"] == "close"  # the server drops the unread body, not reads it
         assert "busy" in refused.json()["detail"]
         assert client.get("/healthz").json()["pending"] == 2  # health answers while the pool is full
         model.release.set()
@@ -406,6 +407,32 @@ def test_a_cut_jpeg_announcing_many_pixels_is_400_truncated(client: TestClient) 
     )
 
 
+def test_a_jpeg_of_absurdly_many_segments_is_400_and_read_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (31, 29), (90, 120, 150)).save(buffer, format="JPEG")
+    data = buffer.getvalue()
+    padded = data[:2] + b"\xff\xfe\x00\x02" * 12_000 + data[2:]  # 12,000 empty comments: Pillow walks each in Python
+    on_loop: list[bool] = []
+    check = uir.io.check_jpeg
+
+    def spy(*args: object) -> None:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:
+            on_loop.append(False)
+        check(*args)
+
+    monkeypatch.setattr(uir.io, "check_jpeg", spy)
+    response = client.post("/v1/restore", files=upload(padded, "many.jpg"))
+    assert response.status_code == 400, response.text
+    assert response.json()["detail"] == "many.jpg: truncated or corrupt image data: more than 10000 JPEG segments"
+    assert on_loop == [False]  # checked in a worker thread: the event loop kept serving others
+    assert client.get("/healthz").json()["pending"] == 0
+
+
 def test_a_busy_server_refuses_an_upload_without_reading_it(rng: np.random.Generator) -> None:
     model = SlowModel()
     app = create_app(model, limits=Limits(workers=1, queue_size=0, retry_after=7))
@@ -425,6 +452,7 @@ def test_a_busy_server_refuses_an_upload_without_reading_it(rng: np.random.Gener
         model.release.set()
         running.join(30)
         assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
+        assert refused.headers["connection"] == "close"  # the server drops the unread body, not reads it
         assert read == []  # the body was never asked for
         assert client.get("/healthz").json()["pending"] == 0
 
@@ -570,6 +598,26 @@ def test_a_post_from_another_site_is_403(
     assert local_client.get("/healthz", headers={"origin": "http://evil.example"}).status_code == 200  # reads pass
 
 
+@pytest.mark.parametrize(
+    ("host", "origin", "status"),
+    [
+        ("127.0.0.1:8000", "https://photos.example.com", 200),  # a proxy that rewrites Host (nginx's default)
+        ("photos.example.com", "https://photos.example.com", 200),  # a proxy that forwards Host
+        ("127.0.0.1:8000", "https://evil.example", 403),
+        ("evil.example", None, 400),
+    ],
+)
+def test_behind_a_reverse_proxy_its_public_name_is_allowed(
+    monkeypatch: pytest.MonkeyPatch, rng: np.random.Generator, host: str, origin: str | None, status: int
+) -> None:
+    app = serve_command(monkeypatch, ["--allowed-host", "Photos.Example.com"]).config.app
+    assert app.state.limits.allowed_hosts == (*LOCAL_HOSTS, "photos.example.com")
+    data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    headers = {"host": host} | ({} if origin is None else {"origin": origin})
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        assert client.post("/v1/restore", files=upload(data), headers=headers).status_code == status
+
+
 # Metadata, schema and the page.
 
 
@@ -659,16 +707,17 @@ def test_serve_sets_uvicorn_connection_limits(monkeypatch: pytest.MonkeyPatch) -
         ("::1", "http://[::1]:8000/", LOCAL_HOSTS),
         ("0.0.0.0", "http://0.0.0.0:8000/", None),
         ("::", "http://[::]:8000/", None),
+        ("0.0.0.0 --allowed-host photos.example.com", "http://0.0.0.0:8000/", ("0.0.0.0", "photos.example.com")),
     ],
 )
 def test_serve_host_url_warning_and_allowed_hosts(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, host: str, url: str, allowed: tuple | None
 ) -> None:
-    server = serve_command(monkeypatch, ["--host", host])
+    server = serve_command(monkeypatch, ["--host", *host.split()])
     out, err = capsys.readouterr()
     assert f" at {url} " in out
     assert server.config.app.state.limits.allowed_hosts == allowed
-    if allowed is None:  # beyond loopback: one line of warning
+    if not host.startswith(("127.", "::1")):  # beyond loopback: one line of warning
         assert err.count("\n") == 1 and "no authentication" in err and "reachable from the network" in err
     else:
         assert err == ""

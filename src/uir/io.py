@@ -51,6 +51,8 @@ _LUMA = (0.299, 0.587, 0.114)  # Rec. 601, as Pillow's convert("L")
 _SOF_HUFFMAN = (0xC0, 0xC1, 0xC2)
 _SOF_OTHER = (0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF)
 _JPEG_MARKER = re.compile(rb"\xff[\x01-\xcf\xd8-\xfe]")
+_NOT_FF = re.compile(rb"[^\xff]")
+_MAX_JPEG_SEGMENTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,9 @@ def decode_image(data: bytes, name: str | Path) -> LoadedImage:
     if not data:
         raise ImageError(path, "empty file")
     with _decoding(path):
+        if data[:2] == b"\xff\xd8":  # JPEG (or MPO): before Pillow walks its header, and before the decode
+            _check_jpeg_length(data)
         pil = Image.open(BytesIO(data), formats=_PIL_FORMATS)
-        if pil.format in ("JPEG", "MPO"):
-            _check_jpeg_length(data)  # before the decode: libjpeg fills a cut JPEG with grey and says nothing
         rawmode = _rawmode(pil)
         pil.load()  # a full decode, so that truncated data fails here and not later
         orientation = _orientation(pil, path)
@@ -378,6 +380,18 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
+def check_jpeg(data: bytes, name: str | Path) -> None:
+    """Refuse, cheaply and before any decoding, a JPEG that is cut short or made of absurdly many segments.
+
+    ``decode_image`` does this itself; a server calls it to answer before queueing the work.
+
+    Raises:
+        ImageError: (one line) ``truncated or corrupt image data: ...``.
+    """
+    with _decoding(Path(name)):
+        _check_jpeg_length(data)
+
+
 def _check_jpeg_length(data: bytes) -> None:
     """Raise OSError when a Huffman-coded JPEG's scans hold fewer bytes than its blocks need.
 
@@ -385,17 +399,27 @@ def _check_jpeg_length(data: bytes) -> None:
     fills the rest with grey): a few hundred bytes can announce 6000x6000. Huffman codes are at least one bit
     long and every 8x8 block of every component has its DC coefficient coded, so a JPEG needs at least one
     bit per block in its scans, however flat the image. Arithmetic-coded and unusual files are left to the decoder.
+    This is a lower bound: a JPEG cut in the middle of a scan that still holds a bit per block passes, and
+    decodes with grey at its end. A file of more than ``_MAX_JPEG_SEGMENTS`` segments (real ones have tens) is
+    refused too: walking millions of empty segments would take seconds here and in Pillow.
     """
-    blocks, coded, pos = None, 0, 2
+    blocks, coded, pos, segments = None, 0, 2, 0
     while pos >= 0 and pos + 4 <= len(data):
+        segments += 1
+        if segments > _MAX_JPEG_SEGMENTS:
+            raise OSError(f"more than {_MAX_JPEG_SEGMENTS} JPEG segments")
         if data[pos] != 0xFF:  # stray bytes between segments: libjpeg skips to the next 0xFF, and so do we
             pos = data.find(b"\xff", pos)
             continue
         marker = data[pos + 1]
         if marker == 0xD9:  # EOI
             break
-        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill byte, RSTn, TEM: no length
-            pos += 1 if marker == 0xFF else 2
+        if marker == 0xFF:  # fill bytes: a run of 0xFF, the last one starts the next marker
+            run = _NOT_FF.search(data, pos + 1)
+            pos = (run.start() if run else len(data)) - 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # RSTn, TEM: no length
+            pos += 2
             continue
         end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if marker in _SOF_OTHER:

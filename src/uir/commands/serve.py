@@ -17,6 +17,7 @@ logger = logging.getLogger(__name__)
 # What uvicorn may hold: open connections (beyond: 503), seconds an idle keep-alive connection stays, the largest
 # request head in bytes, and seconds Ctrl-C waits for answers in flight (jobs stop at their next tile at once).
 CONNECTION_LIMITS = {
+    "http": "h11",  # the parser whose head limit below applies (httptools, if installed, would ignore it)
     "limit_concurrency": 64,
     "timeout_keep_alive": 5,
     "h11_max_incomplete_event_size": 16 * 1024,
@@ -62,6 +63,14 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         "--job-timeout", type=float, default=300.0, help="seconds one image may run, then 504 (default 300; 0: none)"
     )
     p.add_argument("--upload-timeout", type=float, default=60.0, help="seconds an upload may take (default 60)")
+    p.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer to this Host name, and take posts from its pages: a reverse proxy's public name "
+        "(repeatable; given beyond loopback, the server answers to these names only)",
+    )
     add_part_arguments(p)  # what /v1/inspect and the page report
     p.set_defaults(run=run)
 
@@ -89,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         queue_size=args.queue,
         job_timeout=args.job_timeout or None,
         upload_timeout=args.upload_timeout,
-        allowed_hosts=tuple(dict.fromkeys([*LOCAL_HOSTS, args.host.strip("[]").lower()])) if loopback else None,
+        allowed_hosts=allowed_hosts(args.host, args.allowed_host, LOCAL_HOSTS if loopback else None),
     )
     inspector = Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
     app = create_app(model, limits=limits, inspector=inspector)
@@ -122,6 +131,21 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:  # a host name: it may resolve to anything
         return False
+
+
+def allowed_hosts(host: str, extra: list[str], local: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """The Host names the server answers to: on loopback (``local``: its names), those, the bound one and
+    ``extra``; beyond loopback (``local`` None), any (None) unless ``extra`` names some: then those and the bound
+    address.
+
+    Example:
+        >>> allowed_hosts("0.0.0.0", [], None), allowed_hosts("::", ["Photos.example.com"], None)
+        (None, ('::', 'photos.example.com'))
+    """
+    names = [host.strip("[]").lower(), *(name.strip("[]").lower() for name in extra)]
+    if local is not None:
+        return tuple(dict.fromkeys([*local, *names]))
+    return tuple(dict.fromkeys(names)) if extra else None
 
 
 def url(host: str, port: int) -> str:

@@ -262,7 +262,8 @@ async def _upload(file: UploadFile, limits: Limits) -> tuple[str, bytes]:
     if len(data) > limits.max_bytes:
         detail = f"{name}: larger than this server's limit of {limits.max_upload_mb:g} MiB (uir serve --max-upload-mb)"
         raise HTTPException(413, detail)
-    _check_pixels(data, name, limits.max_pixels)
+    # In a thread: reading a header walks its segments in Python, and the event loop must keep answering others.
+    await asyncio.to_thread(_check_pixels, data, name, limits.max_pixels)
     return name, data
 
 
@@ -281,7 +282,15 @@ def _busy(limits: Limits, err: Exception) -> HTTPException:
 
 
 def _check_pixels(data: bytes, name: str, max_pixels: int) -> None:
-    """413 when the header announces more than ``max_pixels`` (read before any decoding); else let decoding judge."""
+    """413 when the header announces more than ``max_pixels`` (read before any decoding); else let decoding judge.
+
+    A JPEG is first checked for a cut or absurdly many segments (400), before Pillow walks its header.
+    """
+    if data[:2] == b"\xff\xd8":
+        try:
+            io.check_jpeg(data, name)
+        except UirError as err:
+            raise HTTPException(400, _one_line(str(err))) from err
     try:
         with Image.open(BytesIO(data)) as pil:
             width, height = pil.size

@@ -84,7 +84,9 @@ class Admission:
             slot = self.pool.reserve()
         except PoolFull as err:
             detail = f"the server is busy ({err}); retry in {self.retry_after} s"
-            await _send_detail(send, 503, detail, [(b"retry-after", str(self.retry_after).encode())])
+            # Connection: close, so that the server drops the unread upload instead of reading it to discard it.
+            headers = [(b"retry-after", str(self.retry_after).encode()), (b"connection", b"close")]
+            await _send_detail(send, 503, detail, headers)
             return
         try:
             await self.app({**scope, SLOT: slot}, self._timed(receive), send)
@@ -116,8 +118,9 @@ class HostGuard:
     """ASGI middleware against DNS rebinding and cross-site requests.
 
     A Host header whose name is not in ``allowed_hosts`` (when given) gets 400: a page on another site that made
-    its name point at 127.0.0.1 sends its own name. A POST whose ``Origin`` is not this server's own gets 403: a
-    page elsewhere posting to it with the visitor's browser.
+    its name point at 127.0.0.1 sends its own name. A POST whose ``Origin`` is neither this server's own (the Host)
+    nor one of ``allowed_hosts`` gets 403: a page elsewhere posting to it with the visitor's browser. (Behind a
+    reverse proxy that rewrites Host, the page's Origin is the proxy's public name: ``uir serve --allowed-host``.)
     """
 
     def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...] | None) -> None:
@@ -137,7 +140,10 @@ class HostGuard:
         origin = headers.get(b"origin")
         if scope["method"] == "POST" and origin is not None:
             origin_text = origin.decode("latin-1")
-            if not host or urlsplit(origin_text).netloc.lower() != host.lower():
+            netloc = urlsplit(origin_text).netloc.lower()
+            same = bool(host) and netloc == host.lower()
+            named = self.allowed is not None and bool(netloc) and host_name(netloc) in self.allowed
+            if not (same or named):
                 detail = f"cross-site request refused: Origin {origin_text[:100]!r} is not this server"
                 await _send_detail(send, 403, f"{detail} (post from its page, or from a client that sends no Origin)")
                 return
