@@ -74,8 +74,8 @@ def _function_local_uir_imports(path: Path) -> list[tuple[int, str]]:
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
         for node in ast.walk(function):
-            if isinstance(node, ast.ImportFrom) and not node.level:
-                modules = [node.module or ""]
+            if isinstance(node, ast.ImportFrom):  # a relative import (``from . import x``) in uir is a uir module
+                modules = ["uir." + (node.module or "")] if node.level else [node.module or ""]
             elif isinstance(node, ast.Import):
                 modules = [alias.name for alias in node.names]
             else:
@@ -100,8 +100,8 @@ def test_the_scan_sees_unmarked_imports(tmp_path):
     module = tmp_path / "module.py"
     module.write_text(
         "import uir.io\n\n\ndef f():\n    from uir.methods import get_method\n\n"
-        "    import uir.api  # heavy: torch\n    from uirx import y\n    return get_method\n"
+        "    import uir.api  # heavy: torch\n    from uirx import y\n    from . import z\n    return get_method\n"
     )
     found = _function_local_uir_imports(module)
-    assert [line for line, _ in found] == [5, 7]
-    assert [any(mark in source for mark in ALLOWED_MARKS) for _, source in found] == [False, True]
+    assert [line for line, _ in found] == [5, 7, 9]
+    assert [any(mark in source for mark in ALLOWED_MARKS) for _, source in found] == [False, True, False]

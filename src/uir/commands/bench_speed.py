@@ -33,11 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.models.backbones import PRESETS  # heavy: run() loads it, not `uir --help`
     from uir.models.speed import format_speed_table, speed_table  # heavy: run() loads it, not `uir --help`
 
-    presets = args.preset or list(PRESETS)
     sizes = tuple(int(s) for s in parse_floats(args.sizes, "--sizes"))
-    rows = speed_table(presets, sizes, threads=args.threads, repeats=args.repeats, time_budget=args.budget)
+    rows = speed_table(args.preset, sizes, threads=args.threads, repeats=args.repeats, time_budget=args.budget)
     print(format_speed_table(rows))
     return 0

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from uir.data import check_folder
+
 EPILOG = """examples:
   uir data check ../shared/data/derain/Rain100L
   uir data check my_pairs/ --layout paired
@@ -39,7 +41,6 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from uir.data import check_folder  # heavy: run() loads it, not `uir --help`
 
     report = check_folder(args.folder, layout=args.layout)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())

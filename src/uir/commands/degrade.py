@@ -12,6 +12,7 @@ from uir import degradations as D
 from uir import io
 from uir.commands._batch import output_names, parse_floats, run_each
 from uir.errors import UirError
+from uir.viz import contact_sheet
 
 EPILOG = """examples:
   uir degrade --list
@@ -148,7 +149,6 @@ def _merge(base: dict, extra: dict) -> dict[str, dict[str, object]]:
 
 
 def write_sheet(args: argparse.Namespace) -> int:
-    from uir.viz import contact_sheet  # heavy: run() loads it, not `uir --help`
 
     source = io.read_image(args.sheet)
     severities = parse_floats(args.severities, "--severities")

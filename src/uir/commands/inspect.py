@@ -9,6 +9,7 @@ from pathlib import Path
 from uir import io
 from uir.commands._batch import run_each
 from uir.commands._parts import add_part_arguments
+from uir.inspection import Inspector
 
 EPILOG = """examples:
   uir inspect photo.jpg                                   degradations, PIQE (with its grade), NIQE, a verdict
@@ -43,7 +44,6 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.inspection import Inspector  # heavy: run() loads it, not `uir --help`
 
     inspector = Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
     paths = io.list_images(args.inputs, recursive=args.recursive)

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from uir import io
+from uir.api import Inspector, load
 from uir.commands._batch import output_names, run_each
 from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
+from uir.viz import before_after
 
 if TYPE_CHECKING:
     from uir.inspection import Inspector
@@ -85,8 +87,6 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.api import Inspector, load  # heavy: run() loads it, not `uir --help`
-    from uir.viz import before_after  # heavy: run() loads it, not `uir --help`
 
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")

@@ -9,6 +9,7 @@ import logging
 import sys
 from typing import Any
 
+from uir.api import Inspector, load
 from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
 
@@ -85,7 +86,6 @@ def run(args: argparse.Namespace) -> int:
         raise UirError("--job-timeout must be >= 0 (0: no limit) and --upload-timeout positive")
     import uvicorn
 
-    from uir.api import Inspector, load  # heavy: run() loads it, not `uir --help`
     from uir.serve.app import Limits, create_app  # optional: the serve extra (FastAPI, uvicorn)
     from uir.serve.guards import LOCAL_HOSTS  # optional: the serve extra
 

@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm import tqdm
 
-from uir.models.backbones import create_backbone
+from uir.models.backbones import PRESETS, create_backbone
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def _num_threads(threads: int | None) -> Iterator[None]:
 
 
 def speed_table(
-    presets: Sequence[str],
+    presets: Sequence[str] | None = None,
     sizes: Sequence[int] = (256, 512, 1024),
     threads: int | None = None,
     repeats: int = 3,
@@ -87,7 +87,7 @@ def speed_table(
     """Measure every preset in one run: parameters, GMACs per megapixel, CPU latency per input size.
 
     Args:
-        presets: backbone preset names (see :data:`uir.models.backbones.PRESETS`).
+        presets: backbone preset names (see :data:`uir.models.backbones.PRESETS`); default all of them.
         sizes: sides of the square test inputs, in increasing order.
         threads: CPU threads for the measurement (``None``: torch's current setting).
         repeats: timed runs per size (after one warm-up); the median is reported.
@@ -101,6 +101,7 @@ def speed_table(
         1-minute ``load_average`` when the preset's measurement started (other processes slow it down).
     """
     rows = []
+    presets = list(PRESETS) if presets is None else presets
     with _num_threads(threads), tqdm(total=len(presets) * len(sizes), disable=not progress, desc="speed") as bar:
         for name in presets:
             model = create_backbone(name).eval()
