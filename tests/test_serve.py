@@ -384,7 +384,6 @@ def test_full_queue_is_503_with_retry_after(rng: np.random.Generator) -> None:
             time.sleep(0.01)
         refused = client.post("/v1/restore", files=upload(data))
         assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
-        assert refused.headers["connection"] == "close"  # the server drops the unread body, not reads it
         assert "busy" in refused.json()["detail"]
         assert client.get("/healthz").json()["pending"] == 2  # health answers while the pool is full
         model.release.set()
@@ -452,7 +451,6 @@ def test_a_busy_server_refuses_an_upload_without_reading_it(rng: np.random.Gener
         model.release.set()
         running.join(30)
         assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
-        assert refused.headers["connection"] == "close"  # the server drops the unread body, not reads it
         assert read == []  # the body was never asked for
         assert client.get("/healthz").json()["pending"] == 0
 
