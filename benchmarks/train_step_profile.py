@@ -32,14 +32,18 @@ from uir.train import Trainer, update_ema
 PHASES = ("data", "forward", "backward", "optimizer", "ema")
 
 
-def profile(trainer: Trainer, steps: int, warmup: int, channels_last: bool = False) -> dict[str, list[float]]:
+def profile(
+    trainer: Trainer, steps: int, warmup: int, channels_last: bool = False, compile_model: bool = False
+) -> dict[str, list[float]]:
     """Run ``warmup + steps`` steps of ``trainer``; seconds per phase of each timed step.
 
-    ``channels_last``: the network and each batch in NHWC memory order (an experiment; training does not do it).
+    ``channels_last``: the network and each batch in NHWC memory order; ``compile_model``: the method through
+    ``torch.compile`` (inductor; its compilation happens in the warm-up steps). Experiments: training does neither.
     """
     cfg = trainer.cfg
     layout = torch.channels_last if channels_last else torch.contiguous_format
     trainer.method.to(memory_format=layout)
+    model = torch.compile(trainer.model) if compile_model else trainer.model
     loader, _ = build.build_loader(trainer.data, cfg.data, seed=cfg.train.seed, start_step=0)
     batches = iter(loader)
     times: dict[str, list[float]] = defaultdict(list)
@@ -48,7 +52,7 @@ def profile(trainer: Trainer, steps: int, warmup: int, channels_last: bool = Fal
         batch = next(batches)
         batch = {k: v.contiguous(memory_format=layout) if k in ("lq", "gt") else v for k, v in batch.items()}
         marks.append(time.perf_counter())
-        loss, _ = trainer.model(batch)
+        loss, _ = model(batch)
         marks.append(time.perf_counter())
         trainer.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -98,19 +102,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=40, help="timed steps (default 40)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first (default 5)")
     parser.add_argument("--channels-last", action="store_true", help="try NHWC memory order (an experiment)")
+    parser.add_argument("--compile", action="store_true", help="try torch.compile (an experiment)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = parser.parse_args(argv)
     cfg = load_config(args.config, ["val.sources=[]", *args.set])
     dist = init_distributed(cfg.train.device)
     with tempfile.TemporaryDirectory(prefix="uir-profile-") as folder:
         trainer = Trainer(cfg, Path(folder) / "run", dist)
-        times = profile(trainer, args.steps, args.warmup, args.channels_last)
+        times = profile(trainer, args.steps, args.warmup, args.channels_last, args.compile)
         synth = synthesis_seconds(trainer, 5)
     step = sum(statistics.mean(times[p]) for p in PHASES)
     batch = cfg.data.batch_size
     print(
         f"{args.config} (batch {batch} of {cfg.data.crop}², {cfg.data.num_workers} loader worker(s)), "
-        f"{args.steps} steps after {args.warmup}{', channels-last' if args.channels_last else ''}; "
+        f"{args.steps} steps after {args.warmup}{', channels-last' if args.channels_last else ''}"
+        f"{', torch.compile' if args.compile else ''}; "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"{os.cpu_count()} CPUs, MALLOC_MMAP_MAX_={os.environ.get('MALLOC_MMAP_MAX_', 'unset')}, "
         f"LD_PRELOAD={os.environ.get('LD_PRELOAD', 'unset')}"
