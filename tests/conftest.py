@@ -134,3 +134,16 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
             root / "rain" / "lq" / f"{i}.png"
         )
     return root
+
+
+def cut_jpeg(image: Image.Image, keep: int, **options: object) -> bytes:
+    """``image`` as a JPEG (Pillow ``options``) whose coded data is cut after ``keep`` bytes and closed by EOI:
+    libjpeg decodes such a file as grey without an error."""
+    from io import BytesIO
+
+    buffer = BytesIO()
+    image.save(buffer, format="JPEG", **options)
+    data = buffer.getvalue()
+    sos = data.index(b"\xff\xda")
+    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+    return data[: start + keep] + b"\xff\xd9"

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image, ImageFile, ImageOps
 
+from conftest import cut_jpeg
 from uir.errors import ImageError, UirError
 from uir.io import (
     IMAGE_EXTENSIONS,
@@ -459,24 +460,13 @@ def test_image_extensions() -> None:
 # warning), so a few hundred bytes could announce 36 megapixels. Refused before any decoding, as truncated.
 
 
-def _cut_jpeg(image: Image.Image, keep: int, **options: object) -> bytes:
-    from io import BytesIO
-
-    buffer = BytesIO()
-    image.save(buffer, format="JPEG", **options)
-    data = buffer.getvalue()
-    sos = data.index(b"\xff\xda")
-    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-    return data[: start + keep] + b"\xff\xd9"
-
-
 @pytest.mark.parametrize("progressive", [False, True])
 def test_a_cut_jpeg_ending_in_eoi_is_truncated_and_not_decoded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, progressive: bool
 ) -> None:
     noise = np.random.default_rng(0).integers(0, 256, (383, 517, 3), dtype=np.uint8)
     path = tmp_path / "cut.jpg"
-    path.write_bytes(_cut_jpeg(Image.fromarray(noise), 300, progressive=progressive))  # its blocks need 588 bytes
+    path.write_bytes(cut_jpeg(Image.fromarray(noise), 300, progressive=progressive))  # its blocks need 588 bytes
     loads: list[object] = []
     load = ImageFile.ImageFile.load
     monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self) or load(self))

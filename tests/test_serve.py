@@ -20,6 +20,7 @@ import torch
 from PIL import Image
 
 import uir
+from conftest import cut_jpeg
 from uir.cli import main
 
 pytest.importorskip("fastapi")
@@ -141,16 +142,6 @@ async def until(condition: Callable[[], bool], limit: float = 10.0) -> None:
     deadline = time.monotonic() + limit
     while not condition() and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
-
-
-def cut_jpeg(width: int, height: int, keep: int = 40) -> bytes:
-    """A JPEG announcing ``width`` x ``height`` whose coded data is cut after ``keep`` bytes and closed by EOI."""
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), (90, 120, 150)).save(buffer, format="JPEG")
-    data = buffer.getvalue()
-    sos = data.index(b"\xff\xda")
-    start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-    return data[: start + keep] + b"\xff\xd9"
 
 
 @pytest.fixture(scope="module")
@@ -398,7 +389,9 @@ def test_full_queue_is_503_with_retry_after(rng: np.random.Generator) -> None:
 
 
 def test_a_cut_jpeg_announcing_many_pixels_is_400_truncated(client: TestClient) -> None:
-    response = client.post("/v1/restore", files=upload(cut_jpeg(301, 297), "bomb.jpg"))
+    response = client.post(
+        "/v1/restore", files=upload(cut_jpeg(Image.new("RGB", (301, 297), (90, 120, 150)), 40), "bomb.jpg")
+    )
     assert response.status_code == 400, response.status_code  # not decoded as 301x297 of grey
     detail = response.json()["detail"]
     assert (

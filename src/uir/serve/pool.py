@@ -165,9 +165,9 @@ class InferencePool:
         future.add_done_callback(done)
         return future
 
-    async def run(self, fn: Callable[..., T], *args: Any, job: Job | None = None) -> T:
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Await ``fn(*args)`` run on a worker; raises ``PoolFull`` at once when the queue is full."""
-        return await asyncio.wrap_future(self.submit(fn, *args, job=job))
+        return await asyncio.wrap_future(self.submit(fn, *args))
 
     def stop_all(self, reason: str) -> None:
         """Stop every job at its next check and refuse new ones (Ctrl-C). Takes no lock: safe in a signal handler."""
