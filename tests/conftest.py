@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,3 +148,22 @@ def cut_jpeg(image: Image.Image, keep: int, **options: object) -> bytes:
     sos = data.index(b"\xff\xda")
     start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
     return data[: start + keep] + b"\xff\xd9"
+
+
+def box_blur(x: torch.Tensor, size: int) -> torch.Tensor:
+    return F.avg_pool2d(F.pad(x, (size // 2,) * 4, mode="replicate"), size, stride=1)
+
+
+def median_blur(x: torch.Tensor, size: int) -> torch.Tensor:
+    windows = F.pad(x, (size // 2,) * 4, mode="replicate").unfold(2, size, 1).unfold(3, size, 1)
+    return windows.flatten(-2).median(dim=-1).values
+
+
+def trivial_filters(lq: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a restorer has to beat: blurs and medians (noise, streaks), a min-max stretch (haze, a veil), and
+    brightening by a gain or a gamma (low light)."""
+    low, high = lq.amin(dim=(1, 2, 3), keepdim=True), lq.amax(dim=(1, 2, 3), keepdim=True)
+    filters = {"identity": lq, "box-3": box_blur(lq, 3), "box-5": box_blur(lq, 5), "median-3": median_blur(lq, 3)}
+    filters |= {"median-5": median_blur(lq, 5), "stretch": (lq - low) / (high - low).clamp_min(1e-6)}
+    filters["gain"] = (lq * 0.5 / lq.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)).clamp(0, 1)
+    return filters | {f"gamma-{g}": lq.clamp_min(0) ** g for g in (0.3, 0.4, 0.5, 0.7)}

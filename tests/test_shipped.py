@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from conftest import load_example, load_script
+from conftest import load_example, load_script, trivial_filters
 from uir import io
 from uir.cli import main
 from uir.degradations import apply, draw
@@ -33,25 +32,6 @@ def clean() -> torch.Tensor:
 def scene() -> torch.Tensor:
     # Not the cat: on its dark fur a plain gamma brightens low light (s 0.4-0.8) better than the model does.
     return load_example("coffee.png", (100, 100, 356, 292))  # 192×256
-
-
-def box_blur(x: torch.Tensor, size: int) -> torch.Tensor:
-    return F.avg_pool2d(F.pad(x, (size // 2,) * 4, mode="replicate"), size, stride=1)
-
-
-def median_blur(x: torch.Tensor, size: int) -> torch.Tensor:
-    windows = F.pad(x, (size // 2,) * 4, mode="replicate").unfold(2, size, 1).unfold(3, size, 1)
-    return windows.flatten(-2).median(dim=-1).values
-
-
-def trivial_filters(lq: torch.Tensor) -> dict[str, torch.Tensor]:
-    """What a restorer has to beat: blurs and medians (noise, streaks), a min-max stretch (haze, a veil), and
-    brightening by a gain or a gamma (low light)."""
-    low, high = lq.amin(dim=(1, 2, 3), keepdim=True), lq.amax(dim=(1, 2, 3), keepdim=True)
-    filters = {"identity": lq, "box-3": box_blur(lq, 3), "box-5": box_blur(lq, 5), "median-3": median_blur(lq, 3)}
-    filters |= {"median-5": median_blur(lq, 5), "stretch": (lq - low) / (high - low).clamp_min(1e-6)}
-    filters["gain"] = (lq * 0.5 / lq.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)).clamp(0, 1)
-    return filters | {f"gamma-{g}": lq.clamp_min(0) ** g for g in (0.3, 0.4, 0.5, 0.7)}
 
 
 def test_every_shipped_model_is_registered_with_its_file() -> None:
