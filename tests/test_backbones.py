@@ -231,3 +231,19 @@ def test_tiny_presets_export_to_onnx_for_any_size(name: str, tmp_path) -> None:
     (restored,) = session.run(None, {session.get_inputs()[0].name: lq.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(restored), net(lq), rtol=1e-4, atol=1e-5)
+
+
+def test_icnr_starts_every_pixel_shuffle_as_nearest_neighbour_upsampling() -> None:
+    """ICNR: the 4 sub-pixels of each output channel start with one kernel, so each 2×2 output block is constant;
+    without it they are 4 independent phases (the source of a grid)."""
+    from uir.models.layers import PixelHead, ShuffleUp
+
+    x = torch.rand(2, 8, 5, 7, generator=torch.Generator().manual_seed(0))
+    for layer in (ShuffleUp(8, 4, icnr=True), ShuffleUp(8, 4, kernel_size=3, icnr=True), PixelHead(8, 3, 2, icnr=True)):
+        out = layer(x)
+        for di, dj in ((0, 1), (1, 0), (1, 1)):
+            assert torch.equal(out[..., di::2, dj::2], out[..., 0::2, 0::2])
+    plain = ShuffleUp(8, 4)(x)
+    assert not torch.allclose(plain[..., 1::2, 1::2], plain[..., 0::2, 0::2], atol=1e-3)
+    net = create_backbone("nafnet-fr")
+    assert net.stem_factor == 1 and all(torch.equal(u.conv.weight[0], u.conv.weight[3]) for u in net.ups)

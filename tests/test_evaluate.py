@@ -86,6 +86,9 @@ def test_fidelity_scores_photos_that_need_nothing(data_root: Path, tmp_path: Pat
     # A clean photo is its own ground truth: leaving it alone is perfect, and classic-best does leave it.
     assert sets["clean"]["identity"]["mean"]["psnr"] == float("inf")
     assert sets["clean"]["classic-best"]["mean"]["psnr"] == float("inf")
+    # The artifact score of an output that is its reference is exactly 1 (the ratio of the same energies).
+    assert sets["clean"]["identity"]["artifact"] == 1.0
+    assert "Artifact score" in (out / "results.md").read_text()
     # The JPEG sets are real encodes at the stated quality: q90 is closer to the original than q75.
     assert 15 < sets["jpeg-q75"]["identity"]["mean"]["psnr"] < sets["jpeg-q90"]["identity"]["mean"]["psnr"] < 60
     q90 = next(s for s in get_protocol("fidelity").sets if s.name == "jpeg-q90")

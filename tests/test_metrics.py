@@ -211,3 +211,25 @@ def test_every_metric_is_batched_and_deterministic(name: str, photo: torch.Tenso
     assert torch.isfinite(first[0])
     better = first[1] >= first[0] if metric.higher_is_better else first[1] <= first[0]
     assert better, f"{name}: the clean photo should not score worse than its noisy copy ({first.tolist()})"
+
+
+def test_artifact_score_finds_a_faint_grid_and_nothing_else() -> None:
+    """A 1/255 pattern on a quarter of the pixels of a real photo about doubles its 2-/4-px energy; a blur, a shift
+    of the content and σ5 noise do not add it (the score is the set's energy over the references')."""
+    from uir.metrics import artifact_score, periodic_energy
+
+    photo = load_example("chelsea.png")  # the whole example photo
+    reference = [float(periodic_energy(photo))]
+    grid = photo.clone()
+    grid[..., ::2, ::2] += 1 / 255
+    assert artifact_score([float(periodic_energy(grid))], reference) > 1.9  # measured 1.98
+    column = photo.clone()
+    column[..., :, ::4] += 1 / 255  # a 4-px column pattern, like a 2-level down/up-sampling leaves
+    assert artifact_score([float(periodic_energy(column))], reference) > 1.8  # measured 1.89
+    smooth = torch.nn.functional.avg_pool2d(photo, 3, 1, 1, count_include_pad=False)
+    assert artifact_score([float(periodic_energy(smooth))], reference) < 0.5  # measured 0.25
+    shifted = torch.roll(photo, (1, 3), dims=(-2, -1))
+    assert artifact_score([float(periodic_energy(shifted))], reference) == pytest.approx(1.0, abs=0.05)  # 0.99
+    noise = photo + torch.randn(photo.shape, generator=torch.Generator().manual_seed(0)) * 5 / 255
+    assert artifact_score([float(periodic_energy(noise))], reference) < 1.1  # measured 1.03
+    assert artifact_score([1.0, 3.0], [2.0, 2.0]) == 1.0  # a ratio of sums

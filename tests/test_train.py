@@ -291,3 +291,15 @@ def test_ddp_two_processes_on_cpu(tiny_data: Path, tmp_path: Path) -> None:
     state = _load(run_dir / "last.ckpt")
     assert state["step"] == TOTAL and state["sampler"]["world_size"] == 2 and len(state["rng"]) == 2
     assert (run_dir / "final.safetensors").is_file()
+
+
+def test_a_loader_worker_runs_one_opencv_thread() -> None:
+    """OpenCV's default pool (one thread per core) in each of N loader workers oversubscribes the machine N-fold
+    (issue 19: it starved a 16-core GPU host); the worker init sets one thread. Run in a child process: the init
+    also makes its process ignore SIGTERM and Ctrl-C."""
+    code = (
+        "import cv2; from uir.build import _leave_stop_signals_to_the_main_process as init; "
+        "cv2.setNumThreads(4); init(0); print(cv2.getNumThreads())"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == "1"

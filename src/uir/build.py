@@ -13,6 +13,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -190,7 +191,8 @@ def build_train_data(data: DataConfig, seed: int) -> TrainData:
 
 
 def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
-    """A loader worker's init: ignore SIGTERM and Ctrl-C, which the training loop turns into "checkpoint and stop".
+    """A loader worker's init: one OpenCV thread; ignore SIGTERM and Ctrl-C, which the training loop turns into
+    "checkpoint and stop".
 
     Ctrl-C in a terminal, ``kill -- -PGID`` and cluster schedulers signal the whole process group; a worker killed
     by the signal makes torch raise in the main process mid-step, before it can save. Ignoring them, the workers
@@ -199,6 +201,9 @@ def _leave_stop_signals_to_the_main_process(worker_id: int) -> None:
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # One thread per worker: OpenCV's own pool (one thread per core by default) in each of N workers oversubscribes
+    # the machine N-fold and starves a GPU of batches. torch already runs a worker on one thread.
+    cv2.setNumThreads(1)
 
 
 def build_loader(

@@ -25,7 +25,7 @@ from uir import io
 from uir.benchmarks import Protocol, TestSet, iter_samples
 from uir.degradations.functional import resize
 from uir.errors import UirError
-from uir.metrics import get_metric
+from uir.metrics import artifact_score, get_metric, periodic_energy
 from uir.restorer_registry import Restorer
 from uir.version import __version__
 from uir.viz import labelled_grid
@@ -46,10 +46,17 @@ class SetResult:
     # scores[model][metric] = one value per image
     scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    # energy[model] = each image's periodic_energy (the 2-/4-px pattern); reference_energy: the references'
+    energy: dict[str, list[float]] = field(default_factory=dict)
+    reference_energy: list[float] = field(default_factory=list)
 
     def mean(self, model: str, metric: str) -> float:
         values = self.scores[model][metric]
         return statistics.fmean(values) if values else float("nan")
+
+    def artifact(self, model: str) -> float:
+        """The model's artifact score on this set (``uir.metrics.artifact_score``; nan without references)."""
+        return artifact_score(self.energy.get(model, []), self.reference_energy)
 
 
 @dataclass
@@ -141,6 +148,7 @@ def _run_set(
     columns = ["input"] + [r.name for r in restorers]
     result.scores = {name: {m: [] for m in test_set.metrics} for name in columns}
     result.seconds = dict.fromkeys(columns, 0.0)
+    result.energy = {name: [] for name in columns}
     grid_rows = []
     samples = iter_samples(test_set, folder, cache_dir, limit)
     for sample in tqdm(samples, desc=test_set.name, unit="img", leave=False, disable=None):
@@ -148,6 +156,9 @@ def _run_set(
         outputs = [sample.lq]
         for name, value in _score(test_set, sample.lq, sample.gt).items():
             result.scores["input"][name].append(value)
+        if sample.gt is not None:
+            result.reference_energy.append(float(periodic_energy(sample.gt)[0]))
+            result.energy["input"].append(float(periodic_energy(sample.lq)[0]))
         for restorer in restorers:
             start = time.perf_counter()
             with torch.no_grad():
@@ -156,6 +167,8 @@ def _run_set(
             outputs.append(restored)
             for name, value in _score(test_set, restored, sample.gt).items():
                 result.scores[restorer.name][name].append(value)
+            if sample.gt is not None:
+                result.energy[restorer.name].append(float(periodic_energy(restored)[0]))
         if len(grid_rows) < grid_images:
             grid_rows.append(outputs + ([sample.gt] if sample.gt is not None else []))
     if grid_rows:
@@ -200,6 +213,7 @@ def to_dict(result: EvalResult) -> dict[str, Any]:
                 "mean": {m: s.mean(model, m) for m in s.metrics},
                 "per_image": {m: dict(zip(s.images, v, strict=True)) for m, v in s.scores[model].items()},
                 "seconds_per_image": s.seconds[model] / max(1, len(s.images)),
+                **({"artifact": s.artifact(model)} if s.reference_energy else {}),
             }
             for model in s.scores
         }
@@ -223,6 +237,8 @@ def to_dict(result: EvalResult) -> dict[str, Any]:
         "missing": result.missing,
         "conventions": {
             "psnr/ssim": "RGB in [0, 1], no border crop, SSIM Gaussian window 11 / sigma 1.5, mean of per-image scores",
+            "artifact": "energy at the 2- and 4-pixel periods (variance of the 16 phase means, uir.metrics.artifacts), "
+            "sum over the set's outputs / sum over its references: 1.0 = no pattern added",
             "noise": "clip(gt + N(0,1)*sigma/255, 0, 1), N from a CPU torch generator seeded with "
             "crc32(file name) + round(sigma*1000003)",
             "synthetic sets": "uir.degradations on a fixed subset of clean images, seed = crc32('<type>:<file name>'), "
@@ -261,6 +277,16 @@ def to_markdown(result: EvalResult) -> str:
             mean_avg = f"{avg[model][metrics[0]]:.2f} / {avg[model][metrics[1]]:.{3 if family == 'reference' else 2}f}"
             seconds = sum(s.seconds[model] for s in sets) / max(1, sum(len(s.images) for s in sets))
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {mean_avg} | {seconds:.2f} |")
+        lines.append("")
+    sets = [s for s in result.sets if s.reference_energy]
+    if sets:
+        lines += [
+            "Artifact score (energy at the 2- and 4-pixel periods over the reference's; 1.0 = no pattern added):",
+            "",
+            "| model | " + " | ".join(s.name for s in sets) + " |",
+            "|---" * (len(sets) + 1) + "|",
+        ]
+        lines += [f"| {m} | " + " | ".join(f"{s.artifact(m):.2f}" for s in sets) + " |" for m in sets[0].scores]
         lines.append("")
     for m in result.missing:
         lines.append(f"- `{m['set']}`: data missing (expects {m['expects']}; tried {m['tried']})")

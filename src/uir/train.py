@@ -77,11 +77,15 @@ class TrainResult:
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """``ema ← decay·ema + (1 − decay)·model`` for floating tensors; other buffers are copied."""
+    floating: tuple[list[Tensor], list[Tensor]] = ([], [])
     for e, m in zip(ema.state_dict().values(), model.state_dict().values(), strict=True):
         if e.is_floating_point():
-            e.lerp_(m, 1.0 - decay)
+            floating[0].append(e)
+            floating[1].append(m)
         else:
             e.copy_(m)
+    if floating[0]:  # one fused call: a per-tensor loop is hundreds of kernel launches a step on a GPU
+        torch._foreach_lerp_(floating[0], floating[1], 1.0 - decay)
 
 
 @torch.no_grad()

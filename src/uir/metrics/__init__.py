@@ -8,6 +8,8 @@ a data set's score is the mean of its images' scores (METHODS §1). ``METRICS`` 
   (they match scikit-image and BasicSR); options ``crop_border`` and ``y_channel``.
 - ``niqe``: MATLAB-compatible NIQE with the authors' pristine model (``uir.metrics.niqe``).
 - ``piqe``: MATLAB ``piqe`` (``uir.metrics.piqe``).
+- ``periodic_energy`` / ``artifact_score``: a fixed 2-/4-pixel pattern (a grid) added by a restorer, scored
+  against the reference's own (``uir.metrics.artifacts``); ``uir eval`` reports it per set.
 
 No-reference metrics score the image as MATLAB would read it from an 8-bit file: values are clamped to
 [0, 1], quantized to 0–255 and converted with MATLAB's rounding.
@@ -30,9 +32,21 @@ Example:
 
 from __future__ import annotations
 
+from uir.metrics.artifacts import artifact_score, periodic_energy
 from uir.metrics.niqe import niqe
 from uir.metrics.piqe import piqe
 from uir.metrics.reference import psnr, rgb_to_y, ssim
 from uir.metrics.registry import METRICS, Metric, get_metric
 
-__all__ = ["METRICS", "Metric", "get_metric", "niqe", "piqe", "psnr", "rgb_to_y", "ssim"]
+__all__ = [
+    "METRICS",
+    "Metric",
+    "artifact_score",
+    "get_metric",
+    "niqe",
+    "periodic_energy",
+    "piqe",
+    "psnr",
+    "rgb_to_y",
+    "ssim",
+]

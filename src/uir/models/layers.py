@@ -247,13 +247,33 @@ class PixelStem(nn.Module):
         return apply_mask(self.conv(self.unshuffle(x)), mask)
 
 
+@torch.no_grad()
+def icnr_init(conv: nn.Conv2d, factor: int) -> None:
+    """ICNR (Aitken et al. 2017, "Checkerboard artifact free sub-pixel convolution"): initialise a conv followed by
+    ``PixelShuffle(factor)`` so that the ``factor²`` sub-pixels of each output channel start with the same kernel,
+    making the pair a nearest-neighbour upsampling at initialisation instead of ``factor²`` independent phases
+    (the source of a periodic grid in the output). Its own (default) initialisation of ``out / factor²`` kernels is
+    repeated; the bias, if any, likewise."""
+    groups = factor * factor
+    base = nn.Conv2d(conv.in_channels, conv.out_channels // groups, conv.kernel_size, bias=conv.bias is not None)
+    base = base.to(conv.weight.device, conv.weight.dtype)
+    # PixelShuffle reads output channel c·f² + s as sub-pixel s of channel c: repeat each kernel f² times in a row.
+    conv.weight.copy_(base.weight.repeat_interleave(groups, dim=0))
+    if conv.bias is not None:
+        conv.bias.copy_(base.bias.repeat_interleave(groups, dim=0))
+
+
 class PixelHead(nn.Module):
     """Features to image: a 3×3 conv, then pixel-shuffle by ``factor`` (none if 1); inverse of :class:`PixelStem`."""
 
-    def __init__(self, in_channels: int, out_channels: int, factor: int = 1, *, bias: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, factor: int = 1, *, bias: bool = True, icnr: bool = False
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels * factor**2, 3, padding=1, bias=bias)
         self.shuffle = nn.PixelShuffle(factor) if factor > 1 else nn.Identity()
+        if icnr and factor > 1:
+            icnr_init(self.conv, factor)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C_in, H, W) -> (B, C_out, H·f, W·f)``."""
@@ -292,10 +312,14 @@ class ShuffleDown(nn.Module):
 class ShuffleUp(nn.Module):
     """Double the resolution with a conv to ``4·out`` channels, then pixel-shuffle (NAFNet: 1×1, Restormer: 3×3)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, kernel_size: int = 1, bias: bool = False) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, *, kernel_size: int = 1, bias: bool = False, icnr: bool = False
+    ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels * 4, kernel_size, padding=kernel_size // 2, bias=bias)
         self.shuffle = nn.PixelShuffle(2)
+        if icnr:
+            icnr_init(self.conv, 2)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C_in, H, W) -> (B, C_out, 2H, 2W)``."""

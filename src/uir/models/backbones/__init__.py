@@ -66,6 +66,16 @@ PRESETS |= {  # the table of uir.models.presets, filled here where the networks 
         NAFNet,
         {"width": 32, "encoder_blocks": (2, 2, 4, 2), "middle_blocks": 1, "decoder_blocks": (2, 2, 2, 1), "stem": 2},
     ),
+    "nafnet-fr": (  # nafnet-small with a full-resolution first level in place of its 2x stem (issue 19)
+        NAFNet,
+        {
+            "width": 16,
+            "encoder_blocks": (1, 2, 2, 4, 2),
+            "middle_blocks": 1,
+            "decoder_blocks": (1, 2, 2, 2, 1),
+            "icnr": True,
+        },
+    ),
     "nafnet-ftb-tiny": (
         FTBNAFNet,
         {

@@ -100,6 +100,8 @@ class NAFNet(UNet):
         encoder_block: factory of the encoder blocks if different (AMIRNet conditions only these).
         channels_last: store the conv weights channels-last, so that every feature map is channels-last: the
             depthwise convs and the layer norms run several times faster on a CPU (METHODS §8).
+        icnr: ICNR-initialise every pixel-shuffle (the decoder's upsamplers and a ``stem > 1`` head), so that they
+            start as nearest-neighbour upsampling rather than independent sub-pixel phases (a grid in the output).
 
     Example:
         >>> net = NAFNet(width=8, encoder_blocks=(1, 1), middle_blocks=1, decoder_blocks=(1, 1))
@@ -120,6 +122,7 @@ class NAFNet(UNet):
         block: BlockFactory = NAFBlock,
         encoder_block: BlockFactory | None = None,
         channels_last: bool = True,
+        icnr: bool = False,
     ) -> None:
         super().__init__()
         if len(encoder_blocks) != len(decoder_blocks):
@@ -136,11 +139,11 @@ class NAFNet(UNet):
         )
         self.downs = nn.ModuleList(ConvDown(c, 2 * c) for c in widths[:-1])
         self.middle = make_blocks(block, middle_blocks, channels=widths[-1])
-        self.ups = nn.ModuleList(ShuffleUp(2 * c, c, kernel_size=1) for c in widths[:-1])
+        self.ups = nn.ModuleList(ShuffleUp(2 * c, c, kernel_size=1, icnr=icnr) for c in widths[:-1])
         self.decoders = nn.ModuleList(
             make_blocks(block, count, channels=c) for count, c in zip(decoder_blocks, widths, strict=False)
         )
-        self.head = PixelHead(width, in_channels, stem)
+        self.head = PixelHead(width, in_channels, stem, icnr=icnr)
         if channels_last:
             self.to(memory_format=torch.channels_last)
 
