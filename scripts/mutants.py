@@ -46,6 +46,38 @@ class Mutant:
 
 MUTANTS = (
     Mutant(
+        "icnr-off",
+        "ICNR initialisation leaves the pixel-shuffle convs as they were (four independent sub-pixel phases)",
+        "src/uir/models/layers.py",
+        "    conv.weight.copy_(base.weight.repeat_interleave(groups, dim=0))\n",
+        "    pass\n",
+        ("tests/test_backbones.py::test_icnr_starts_every_pixel_shuffle_as_nearest_neighbour_upsampling",),
+    ),
+    Mutant(
+        "artifact-mean-of-ratios",
+        "the artifact score averages per-image ratios, which one near-zero reference dominates",
+        "src/uir/metrics/artifacts.py",
+        "    return total_out / total_ref if total_ref > 0 else float(\"nan\")",
+        "    return sum(o / r for o, r in zip(outputs, references, strict=True)) / len(list(references))",
+        ("tests/test_metrics.py::test_artifact_score_finds_a_faint_grid_and_nothing_else",),
+    ),
+    Mutant(
+        "worker-opencv-threads",
+        "loader workers keep OpenCV's thread pool (one thread per core each)",
+        "src/uir/build.py",
+        "    cv2.setNumThreads(1)\n",
+        "    pass\n",
+        ("tests/test_train.py::test_a_loader_worker_runs_one_opencv_thread",),
+    ),
+    Mutant(
+        "campaign-warm-step",
+        "a campaign's warm restart starts again at step 0 instead of the fallback's step",
+        "scripts/campaign.py",
+        "    trainer.step = step\n",
+        "    pass\n",
+        ("tests/test_campaign.py",),
+    ),
+    Mutant(
         "tile-blend",
         "overlapping tiles are averaged plainly instead of blended with raised-cosine weights",
         "src/uir/restore.py",

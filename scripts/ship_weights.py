@@ -22,10 +22,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path)
     parser.add_argument("out", type=Path)
+    parser.add_argument(
+        "--test-pooling",
+        type=int,
+        metavar="CROP",
+        help="record the training crop: NAFNets then pool channel attention over 1.5x CROP at test time (TLC)",
+    )
     args = parser.parse_args()
     if args.out.resolve() == args.source.resolve():
         raise SystemExit("ship_weights: OUT must not be SOURCE (the fp32 file would be lost)")
     meta, state = read_safetensors(args.source)
+    if args.test_pooling:
+        meta["test_pooling"] = str(args.test_pooling)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     change = max((float((half[k].float() - v.float()).abs().max()) for k, v in state.items() if v.numel()), default=0)
     atomic_write_bytes(args.out, save(half, metadata=meta))

@@ -247,3 +247,43 @@ def test_icnr_starts_every_pixel_shuffle_as_nearest_neighbour_upsampling() -> No
     assert not torch.allclose(plain[..., 1::2, 1::2], plain[..., 0::2, 0::2], atol=1e-3)
     net = create_backbone("nafnet-fr")
     assert net.stem_factor == 1 and all(torch.equal(u.conv.weight[0], u.conv.weight[3]) for u in net.ups)
+
+
+def test_local_pooling_is_a_clipped_window_mean_and_global_when_the_image_fits() -> None:
+    """TLC (``NAFNet.set_local_pooling``): each position pools a window kept inside the image; an image no larger
+    than the window gets the global mean, so the network's output is unchanged."""
+    from uir.models.layers import local_mean
+
+    x = torch.rand(1, 2, 11, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    brute = torch.zeros_like(x)
+    for i in range(11):
+        for j in range(13):
+            top, left = min(max(i - 2, 0), 11 - 5), min(max(j - 2, 0), 13 - 5)
+            brute[..., i, j] = x[..., top : top + 5, left : left + 5].mean(dim=(-2, -1))
+    assert torch.allclose(local_mean(x, 5), brute, atol=1e-6)
+    assert torch.equal(local_mean(x, 20), x.mean(dim=(2, 3), keepdim=True).expand_as(x))
+    net = create_backbone("nafnet-tiny").eval()
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.15, generator=torch.Generator().manual_seed(1))
+    lq = torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        whole = net(lq)
+        net.set_local_pooling(64)  # windows of 96 px at full resolution: the image fits
+        assert torch.allclose(net(lq), whole, atol=1e-5)  # measured 3e-6 (outputs up to 10)
+        net.set_local_pooling(8)  # 12 px: local statistics change the output
+        assert (net(lq) - whole).abs().max() > 1e-2  # measured 0.046
+        net.set_local_pooling(None)
+        assert torch.equal(net(lq), whole)
+
+
+def test_a_model_file_can_ask_for_local_pooling(tmp_path) -> None:
+    """``test_pooling`` in a file's metadata (``scripts/ship_weights.py --test-pooling CROP``) turns TLC on."""
+    from uir.checkpoint import export_safetensors
+    from uir.pretrained import load_model
+
+    state = create_backbone("nafnet-tiny").state_dict()
+    export_safetensors(tmp_path / "plain.safetensors", state, {"backbone": "nafnet-tiny"})
+    export_safetensors(tmp_path / "tlc.safetensors", state, {"backbone": "nafnet-tiny", "test_pooling": "8"})
+    assert load_model(tmp_path / "plain.safetensors").backbone.encoders[0][0].pool_window is None
+    net = load_model(tmp_path / "tlc.safetensors").backbone
+    assert net.encoders[0][0].pool_window == 12 and net.middle[0].pool_window == 1  # 1.5 · 8 / 16, at least 1

@@ -94,6 +94,11 @@ def build_from_weights(weights: Weights) -> nn.Module:
             f"the weights do not fit {weights.backbone}: {len(missing)} missing and {len(unexpected)} unexpected "
             f"tensors (e.g. {(missing or unexpected)[0]})"
         )
+    pooling = weights.metadata.get("test_pooling")
+    if pooling:  # the training crop: pool channel attention over 1.5x that window at test time (NAFNet's TLC)
+        if not hasattr(backbone, "set_local_pooling"):
+            raise UirError(f"{weights.backbone} has no local pooling, but its file asks for test_pooling={pooling}")
+        backbone.set_local_pooling(int(pooling))
     return backbone
 
 

@@ -83,6 +83,24 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     return total / mask.sum(dim=(2, 3), keepdim=True).clamp_min(1.0)
 
 
+def local_mean(x: Tensor, window: int) -> Tensor:
+    """``(B, C, H, W)`` -> same shape: the mean over a ``window × window`` window (clipped to the image) at each
+    position, the window kept inside the image at the borders (NAFNet's test-time local converter, TLC).
+
+    Summed-area tables make it cost the same for any window. Where the image fits inside the window it is the
+    global mean, as in training on crops no larger than the window.
+    """
+    _, _, h, w = x.shape
+    kh, kw = min(window, h), min(window, w)
+    if kh == h and kw == w:
+        return x.mean(dim=(2, 3), keepdim=True).expand_as(x)
+    table = F.pad(x.float().cumsum(2).cumsum(3), (1, 0, 1, 0))
+    sums = table[..., kh:, kw:] - table[..., :-kh, kw:] - table[..., kh:, :-kw] + table[..., :-kh, :-kw]
+    means = (sums / (kh * kw)).to(x.dtype)  # (H - kh + 1, W - kw + 1) full windows
+    top, left = (kh - 1) // 2, (kw - 1) // 2
+    return F.pad(means, (left, kw - 1 - left, top, kh - 1 - top), mode="replicate")
+
+
 def downsample_mask(mask: Tensor | None, factor: int = 2) -> Tensor | None:
     """``(B, 1, H, W) -> (B, 1, H/f, W/f)``: a coarse position is visible if any of its children is."""
     if mask is None or factor == 1:

@@ -30,6 +30,7 @@ from uir.models.layers import (
     UNet,
     apply_mask,
     crop,
+    local_mean,
     make_blocks,
     masked_mean,
     run_blocks,
@@ -68,6 +69,7 @@ class NAFBlock(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.beta = nn.Parameter(torch.zeros(1, channels, 1, 1))
         self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.pool_window: int | None = None  # test-time local pooling (NAFNet.set_local_pooling); None: global
 
     def forward(self, x: Tensor, mask: Tensor | None = None, cond: Tensor | None = None) -> Tensor:
         """``(B, C, H, W) -> (B, C, H, W)``.
@@ -79,7 +81,11 @@ class NAFBlock(nn.Module):
         """
         y = self.expand(self.norm1(x))
         y = self.gate(self.dwconv(apply_mask(y, mask)))
-        y = y * self.attention(masked_mean(y, mask))
+        if self.pool_window is None or mask is not None:
+            pooled = masked_mean(y, mask)
+        else:
+            pooled = local_mean(y, self.pool_window)
+        y = y * self.attention(pooled)
         x = x + self.beta * self.dropout(self.project(y))
         y = self.ffn_out(self.gate(self.ffn_in(self.norm2(x))))
         return apply_mask(x + self.gamma * self.dropout(y), mask)
@@ -146,6 +152,22 @@ class NAFNet(UNet):
         self.head = PixelHead(width, in_channels, stem, icnr=icnr)
         if channels_last:
             self.to(memory_format=torch.channels_last)
+
+    def set_local_pooling(self, train_size: int | None, factor: float = 1.5) -> None:
+        """Pool the channel attention over a local window at test time instead of the whole image (NAFNet's TLC,
+        Chu et al. 2022): a network trained on ``train_size``² crops saw statistics pooled over that much image;
+        each level pools over ``factor · train_size`` input pixels (a window of ``factor · train_size / scale`` at
+        a level ``scale`` times smaller). ``None`` restores global pooling. Training is unaffected."""
+        for scale, blocks in self._blocks_by_scale():
+            window = None if train_size is None else max(1, round(factor * train_size / scale))
+            for block in blocks:
+                if hasattr(block, "pool_window"):
+                    block.pool_window = window
+
+    def _blocks_by_scale(self) -> list[tuple[int, list[nn.Module]]]:
+        scales = [self.stem_factor * 2**level for level in range(self.levels)]
+        pairs = [(s, [*e, *d]) for s, e, d in zip(scales, self.encoders, self.decoders, strict=True)]
+        return [*pairs, (self.stem_factor * 2**self.levels, list(self.middle))]
 
     def decode(self, feats: list[Tensor], lq: Tensor, cond: Tensor | None = None) -> Tensor:
         """The restored image from :meth:`encode`'s features: ``(B, 3, H, W)``, a residual on ``lq``.
