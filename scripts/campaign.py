@@ -3,6 +3,7 @@
     python scripts/campaign.py run nafnet-fr-v2       # start, or resume where it stopped (detached; returns)
     python scripts/campaign.py status nafnet-fr-v2    # step, speed, last validation, time left
     python scripts/campaign.py stop nafnet-fr-v2      # checkpoint, stop, write the committed fallback and log
+    python scripts/campaign.py run nafnet-fr-v2 --set optim.total_iters=15000   # resume, re-targeting the schedule
 
 A campaign is a folder ``campaigns/NAME/`` holding ``campaign.yaml`` (``config``: the training config) and
 ``fallback.safetensors``: the run's EMA weights in fp16 with its step in the metadata, overwritten at each stop, so
@@ -66,7 +67,13 @@ def processes(run_dir: Path) -> list[int]:
         except OSError:
             continue
         words = [a.decode(errors="replace") for a in argv if a]
-        if "train" in words and any(Path(w) == run_dir for w in words[words.index("train") + 1 :]):
+        if "train" not in words:
+            continue
+        try:
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if any((cwd / w).resolve() == run_dir for w in words[words.index("train") + 1 :] if not w.startswith("-")):
             found.append((int(stat[21]), int(entry.name)))  # start time, pid
     found.sort()
     return [pid for _, pid in found[:1]]
@@ -76,21 +83,41 @@ def fallback_meta(path: Path) -> dict:
     from uir.checkpoint import read_safetensors
 
     meta, _ = read_safetensors(path)
-    return {k: json.loads(v) if k in ("campaign", "step") else v for k, v in meta.items()}
+    return {k: json.loads(v) if k == "campaign" else v for k, v in meta.items()}
 
 
-def warm_checkpoint(cfg_path: Path, run_dir: Path, fallback: Path, step: int) -> None:
-    """A ``last.ckpt`` at ``step`` made from the fallback's EMA weights, with fresh optimizer moments."""
+def warm_checkpoint(meta: dict, run_dir: Path, fallback: Path, sets: list[str]) -> None:
+    """A ``last.ckpt`` at the fallback's step, from its EMA weights and its run's config (``sets`` applied), with
+    fresh optimizer moments: the schedule, data position and best validation score where the fallback left them."""
     from uir.config import load_config
     from uir.distributed import init_distributed
     from uir.train import Trainer
 
-    cfg = load_config(cfg_path, [f"model.init={fallback}"])
+    campaign = meta["campaign"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = run_dir / "fallback-config.yaml"
+    saved.write_text(yaml.safe_dump(json.loads(meta["config"])))
+    cfg = load_config(saved, [f"model.init={fallback}", *sets])
+    saved.unlink()
     trainer = Trainer(cfg, run_dir, init_distributed(cfg.train.device))
-    trainer.step = step
-    trainer.scheduler.last_epoch = step - 1
-    trainer.scheduler.step()  # the learning rate of the schedule at `step`
+    if trainer.steps_per_epoch != campaign["sampler"]["steps_per_epoch"]:
+        print(
+            f"warning: {trainer.steps_per_epoch} steps an epoch here, {campaign['sampler']['steps_per_epoch']} "
+            "when the fallback was written (other data?): the data position is not the same"
+        )
+    trainer.step = campaign["step"]
+    trainer.best_psnr = campaign["best_psnr"]
+    trainer.scheduler.last_epoch = trainer.step - 1
+    trainer.scheduler.step()  # the learning rate of the schedule at the step
     trainer.save()
+
+
+def prepare_environment(data_root: str | None) -> None:
+    """``UIR_DATA_ROOT`` from the campaign when unset, and this checkout's ``src`` first on the children's path."""
+    if data_root and "UIR_DATA_ROOT" not in os.environ:
+        os.environ["UIR_DATA_ROOT"] = str((ROOT / data_root).resolve())
+    paths = [str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
 
 
 def launch(args: list[str], log: Path) -> int:
@@ -103,35 +130,50 @@ def launch(args: list[str], log: Path) -> int:
         proc = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT, env=env
         )
-    return proc.pid
+    try:  # a run that cannot start (bad config, missing data) says so now, not in a log nobody reads
+        code = proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        return proc.pid
+    tail = log.read_text().strip().splitlines()[-1:]
+    raise SystemExit(f"campaign: the run exited at once (code {code}): {tail[0] if tail else ''}")
 
 
-def cmd_run(name: str, runs: Path) -> int:
+def cmd_run(name: str, runs: Path, sets: list[str]) -> int:
     spec, folder = read_campaign(name), campaign_dir(name)
     run_dir, fallback = runs / name, folder / "fallback.safetensors"
     if processes(run_dir):
         print(f"{name}: already running (pid {processes(run_dir)[0]}); log {runs / (name + '.log')}")
         return 0
+    prepare_environment(spec.get("data_root"))
     runs.mkdir(parents=True, exist_ok=True)
     log = runs / f"{name}.log"
+    meta = fallback_meta(fallback)
+    step = int(meta["campaign"]["step"]) if meta.get("campaign") else 0
     if (run_dir / CHECKPOINT).is_file():
+        from uir.checkpoint import load_checkpoint
+
+        held = int(load_checkpoint(run_dir / CHECKPOINT)["step"])
+        if held < step:  # a later stop elsewhere committed a newer fallback: do not go on from older weights
+            raise SystemExit(
+                f"campaign: {run_dir / CHECKPOINT} is at step {held} but the committed fallback is at step {step}; "
+                f"move {run_dir} aside to warm-restart from the fallback"
+            )
         how = "resuming exactly from " + str(run_dir / CHECKPOINT)
         args = [str(run_dir), "--out", str(run_dir), "--resume"]
+    elif step:
+        print(f"{name}: no {run_dir / CHECKPOINT}; warm restart at step {step} from {fallback}")
+        warm_checkpoint(meta, run_dir, fallback, sets)
+        history = DOCS / f"{name}.log.csv"
+        if history.is_file():  # the log so far, as committed at the last stop (rows after `step` are dropped)
+            shutil.copyfile(history, run_dir / "log.csv")
+        how = f"warm restart at step {step} (fresh AdamW moments)"
+        args = [str(run_dir), "--out", str(run_dir), "--resume"]
     else:
-        meta = fallback_meta(fallback)
-        step = int(meta.get("step") or 0) if meta.get("campaign") else 0
         config = (folder / spec["config"]) if (folder / spec["config"]).is_file() else ROOT / spec["config"]
-        if step:
-            print(f"{name}: no {run_dir / CHECKPOINT}; warm restart at step {step} from {fallback}")
-            warm_checkpoint(config, run_dir, fallback, step)
-            history = DOCS / f"{name}.log.csv"
-            if history.is_file():  # the log so far, as committed at the last stop (rows after `step` are dropped)
-                shutil.copyfile(history, run_dir / "log.csv")
-            how = f"warm restart at step {step} (fresh AdamW moments)"
-            args = [str(run_dir), "--out", str(run_dir), "--resume"]
-        else:
-            how = f"starting at step 0 from {fallback}"
-            args = [str(config), "--out", str(run_dir), "--set", f"model.init={fallback}"]
+        how = f"starting at step 0 from {fallback}"
+        args = [str(config), "--out", str(run_dir), "--set", f"model.init={fallback}"]
+    for item in sets:  # e.g. optim.total_iters=N: a resume re-targets the cosine schedule (not an exact continuation)
+        args += ["--set", item]
     pid = launch(args, log)
     print(f"{name}: {how}; pid {pid}; log {log}; stop with: python scripts/campaign.py stop {name}")
     return 0
@@ -220,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         "--runs", type=Path, default=Path(default_runs), help=f"full run states (default {default_runs})"
     )
     parser.add_argument("--timeout", type=float, default=300, help="stop: seconds to wait for the checkpoint")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="run: a config override")
     parser.add_argument("--campaigns", type=Path, help="where campaign folders are (default campaigns/; for tests)")
     parser.add_argument("--docs", type=Path, help="where stop copies the log and curves (default docs/models/)")
     args = parser.parse_args(argv)
@@ -227,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     DOCS = (args.docs or DOCS).resolve()
     runs = args.runs.resolve()
     if args.action == "run":
-        return cmd_run(args.name, runs)
+        return cmd_run(args.name, runs, args.set)
     if args.action == "status":
         return cmd_status(args.name, runs)
     return cmd_stop(args.name, runs, args.timeout)

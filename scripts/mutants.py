@@ -57,8 +57,16 @@ MUTANTS = (
         "artifact-mean-of-ratios",
         "the artifact score averages per-image ratios, which one near-zero reference dominates",
         "src/uir/metrics/artifacts.py",
-        "    return total_out / total_ref if total_ref > 0 else float(\"nan\")",
+        '    return total_out / total_ref if total_ref > 0 else float("nan")',
         "    return sum(o / r for o, r in zip(outputs, references, strict=True)) / len(list(references))",
+        ("tests/test_metrics.py::test_artifact_score_finds_a_faint_grid_and_nothing_else",),
+    ),
+    Mutant(
+        "artifact-no-highpass",
+        "the artifact score takes the phase means of the image itself, so smooth ramps leak into it",
+        "src/uir/metrics/artifacts.py",
+        "    high = x[..., : smooth.shape[-2], : smooth.shape[-1]] - smooth\n",
+        "    high = x[..., : smooth.shape[-2], : smooth.shape[-1]]\n",
         ("tests/test_metrics.py::test_artifact_score_finds_a_faint_grid_and_nothing_else",),
     ),
     Mutant(

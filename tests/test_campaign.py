@@ -7,11 +7,14 @@ import csv
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -43,10 +46,23 @@ def wait_for_step(log: Path, step: int, timeout: float = 90) -> None:
         time.sleep(0.5)
 
 
+@pytest.fixture
+def no_orphans(tmp_path: Path) -> Iterator[None]:
+    """Stop any training a failed assertion left running under ``tmp_path`` (its runs never end by themselves)."""
+    yield
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(tmp_path).encode() in (entry / "cmdline").read_bytes():
+                os.killpg(os.getpgid(int(entry.name)), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue
+
+
+@pytest.mark.usefixtures("no_orphans")
 def test_run_stop_resume_and_warm_restart(tmp_path: Path, tiny_data: Path) -> None:
     config = yaml.safe_load((ROOT / "configs" / "tiny_test.yaml").read_text())
     config["optim"]["total_iters"] = 100_000  # never ends by itself: stop has to stop it
-    config["train"] |= {"log_every": 1, "val_every": 50, "ckpt_every": 1000}
+    config["train"] |= {"log_every": 1, "val_every": 50, "ckpt_every": 10**6}  # last.ckpt only when stopped
     folder = tmp_path / "campaigns" / "tiny"
     folder.mkdir(parents=True)
     (folder / "tiny.yaml").write_text(yaml.safe_dump(config))
@@ -66,6 +82,8 @@ def test_run_stop_resume_and_warm_restart(tmp_path: Path, tiny_data: Path) -> No
     assert f"step {step} of 100000" in stopped
     meta, weights = read_safetensors(folder / "fallback.safetensors")
     assert json.loads(meta["campaign"])["step"] == step and json.loads(meta["step"]) == step
+    older = tmp_path / "older.ckpt"
+    shutil.copyfile(run_dir / "last.ckpt", older)
     assert all(v.dtype == torch.float16 for v in weights.values() if v.is_floating_point())
     assert torch.equal(weights["head.conv.weight"], first["ema"]["head.conv.weight"].half())
     assert not torch.equal(weights["head.conv.weight"], start["head.conv.weight"].half())
@@ -75,7 +93,8 @@ def test_run_stop_resume_and_warm_restart(tmp_path: Path, tiny_data: Path) -> No
     assert "resuming exactly" in campaign("run", tmp_path, env)
     wait_for_step(log, step + 4)
     campaign("stop", tmp_path, env)
-    second = int(load_checkpoint(run_dir / "last.ckpt")["step"])
+    resumed = load_checkpoint(run_dir / "last.ckpt")
+    second = int(resumed["step"])
     assert second >= step + 4
 
     # Fresh machine: no run folder; a warm restart at the fallback's step, the log history kept.
@@ -84,6 +103,9 @@ def test_run_stop_resume_and_warm_restart(tmp_path: Path, tiny_data: Path) -> No
     assert f"warm restart at step {second}" in out
     warm = load_checkpoint(run_dir / "last.ckpt")  # written before the run starts, at the fallback's step
     assert int(warm["step"]) == second and warm["optimizer"]["state"] == {}
+    assert warm["scheduler"]["last_epoch"] == second and warm["best_psnr"] == resumed["best_psnr"]
+    assert warm["optimizer"]["param_groups"][0]["lr"] == pytest.approx(resumed["optimizer"]["param_groups"][0]["lr"])
+    assert all(torch.equal(warm["ema"][k], v) for k, v in warm["backbone"].items())
     fallback = read_safetensors(folder / "fallback.safetensors")[1]
     assert torch.equal(warm["backbone"]["head.conv.weight"].half(), fallback["head.conv.weight"])
     wait_for_step(log, second + 3)
@@ -92,3 +114,24 @@ def test_run_stop_resume_and_warm_restart(tmp_path: Path, tiny_data: Path) -> No
     steps = [int(r["step"]) for r in rows]
     assert steps[0] == 1 and steps == sorted(steps) and steps[-1] >= second + 3  # history up to the restart, then on
     assert "not running" in campaign("status", tmp_path, env)
+
+    # A checkpoint older than the committed fallback (a later stop elsewhere) is not resumed from.
+    shutil.copyfile(older, run_dir / "last.ckpt")
+    command = [sys.executable, str(SCRIPT), "run", "tiny", "--runs", str(tmp_path / "runs")]
+    command += ["--campaigns", str(tmp_path / "campaigns"), "--docs", str(tmp_path / "docs")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 1 and "move" in done.stderr and "aside" in done.stderr
+
+
+def test_a_run_that_cannot_start_says_why_at_once(tmp_path: Path) -> None:
+    folder = tmp_path / "campaigns" / "tiny"
+    folder.mkdir(parents=True)
+    (folder / "campaign.yaml").write_text(f"config: {ROOT / 'configs' / 'tiny_test.yaml'}\n")
+    write_tiny_model(folder / "fallback.safetensors")
+    env = {k: v for k, v in os.environ.items() if k != "UIR_DATA_ROOT"} | {"PYTHONPATH": str(ROOT / "src")}
+    command = [sys.executable, str(SCRIPT), "run", "tiny", "--runs", str(tmp_path / "runs")]
+    command += ["--campaigns", str(tmp_path / "campaigns"), "--docs", str(tmp_path / "docs")]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 1
+    assert "the run exited at once" in done.stderr and "${UIR_DATA_ROOT} is not set" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -303,3 +303,18 @@ def test_a_loader_worker_runs_one_opencv_thread() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert done.stdout.strip() == "1"
+
+
+def test_ema_moves_floating_tensors_by_one_minus_decay_and_copies_the_rest() -> None:
+    from uir.train import update_ema
+
+    ema, model = torch.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    for module, value in ((ema, 0.0), (model, 1.0)):
+        for tensor in module.state_dict().values():
+            tensor.fill_(value) if tensor.is_floating_point() else tensor.fill_(int(value * 7))
+    update_ema(ema, model, 0.9)
+    for key, tensor in ema.state_dict().items():
+        if tensor.is_floating_point():
+            assert torch.allclose(tensor, torch.full_like(tensor, 0.1)), key
+        else:
+            assert int(tensor) == 7, key  # num_batches_tracked: copied
