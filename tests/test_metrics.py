@@ -237,3 +237,33 @@ def test_artifact_score_finds_a_faint_grid_and_nothing_else() -> None:
     ramp = 0.8 * photo + 0.2 * torch.linspace(0, 1, photo.shape[-1])
     assert score(ramp, 0.8 * photo) == pytest.approx(1.0, abs=1e-3)  # without the high-pass: far above 1
     assert artifact_score([2.0, 2.0], [1.0, 3.0]) == 1.0  # a ratio of sums (the mean of the ratios is 1.33)
+
+
+def test_noise_sigma_reads_the_noise_added_to_a_photo() -> None:
+    from uir.metrics.estimates import noise_sigma
+
+    photo = load_example("coffee.png", (100, 100, 260, 300))  # a 160×200 crop: cup, saucer, table
+    generator = torch.Generator().manual_seed(0)
+    for sigma, tolerance in ((10, 1.0), (25, 1.0), (40, 3.0)):  # measured 10.35, 24.64, 37.49 (clipping)
+        noisy = ((photo + torch.randn(photo.shape, generator=generator) * sigma / 255).clamp(0, 1) * 255).round() / 255
+        assert float(noise_sigma(noisy)) == pytest.approx(sigma, abs=tolerance)
+    assert float(noise_sigma(photo)) < 2.0  # measured 1.37
+
+
+def test_jpeg_quality_is_read_from_pixels_at_any_grid_offset_and_from_files() -> None:
+    import io as bytes_io
+
+    from PIL import Image
+
+    from uir.degradations.compression import jpeg_compress
+    from uir.metrics.estimates import jpeg_file_quality, jpeg_quality
+
+    photo = load_example("coffee.png", (100, 100, 260, 300))
+    for quality, offset in ((25, (0, 0)), (45, (3, 6)), (80, (7, 1)), (92, (2, 2))):
+        assert float(jpeg_quality(jpeg_compress(photo, quality, offset=offset))) == quality
+    # Too few coefficients survive quality 15 in a 160×200 crop to read the steps: no answer rather than a wrong one.
+    assert np.isnan(float(jpeg_quality(jpeg_compress(photo, 15))))
+    assert np.isnan(float(jpeg_quality(photo)))  # a PNG that was never a JPEG
+    buffer = bytes_io.BytesIO()
+    Image.fromarray((photo[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(buffer, "JPEG", quality=63)
+    assert jpeg_file_quality(bytes_io.BytesIO(buffer.getvalue())) == 63.0
