@@ -70,6 +70,22 @@ MUTANTS = (
         ("tests/test_metrics.py::test_artifact_score_finds_a_faint_grid_and_nothing_else",),
     ),
     Mutant(
+        "noise-all-patches",
+        "the noise estimate keeps its first pass over every patch, texture included",
+        "src/uir/metrics/estimates.py",
+        "def noise_sigma(img: Tensor, patch: int = 7, iterations: int = 3) -> Tensor:",
+        "def noise_sigma(img: Tensor, patch: int = 7, iterations: int = 0) -> Tensor:",
+        ("tests/test_metrics.py::test_noise_sigma_reads_the_noise_added_to_a_photo",),
+    ),
+    Mutant(
+        "jpeg-smallest-step",
+        "the JPEG step reader keeps the first comb that fits (a divisor of the step) instead of the largest",
+        "src/uir/metrics/estimates.py",
+        "            found = q\n",
+        "            found = q if found == 1 else found\n",
+        ("tests/test_metrics.py::test_jpeg_quality_is_read_from_pixels_at_any_grid_offset_and_from_files",),
+    ),
+    Mutant(
         "worker-opencv-threads",
         "loader workers keep OpenCV's thread pool (one thread per core each)",
         "src/uir/build.py",
