@@ -97,7 +97,7 @@ MUTANTS = (
         "campaign-warm-step",
         "a campaign's warm restart starts again at step 0 instead of the fallback's step",
         "scripts/campaign.py",
-        "    trainer.step = campaign[\"step\"]\n",
+        '    trainer.step = campaign["step"]\n',
         "    pass\n",
         ("tests/test_campaign.py",),
     ),
