@@ -141,8 +141,9 @@ def launch(args: list[str], log: Path) -> int:
 def cmd_run(name: str, runs: Path, sets: list[str]) -> int:
     spec, folder = read_campaign(name), campaign_dir(name)
     run_dir, fallback = runs / name, folder / "fallback.safetensors"
-    if processes(run_dir):
-        print(f"{name}: already running (pid {processes(run_dir)[0]}); log {runs / (name + '.log')}")
+    running = processes(run_dir)
+    if running:
+        print(f"{name}: already running (pid {running[0]}); log {runs / (name + '.log')}")
         return 0
     prepare_environment(spec.get("data_root"))
     runs.mkdir(parents=True, exist_ok=True)

@@ -24,10 +24,15 @@ from uir.checkpoint import load_checkpoint, read_safetensors
 SCRIPT = ROOT / "scripts" / "campaign.py"
 
 
-def campaign(action: str, tmp: Path, env: dict[str, str]) -> str:
+def run_script(action: str, tmp: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``scripts/campaign.py ACTION tiny`` with every folder under ``tmp``."""
     command = [sys.executable, str(SCRIPT), action, "tiny", "--runs", str(tmp / "runs")]
     command += ["--campaigns", str(tmp / "campaigns"), "--docs", str(tmp / "docs")]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+def campaign(action: str, tmp: Path, env: dict[str, str]) -> str:
+    done = run_script(action, tmp, env)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -117,9 +122,7 @@ def test_run_stop_resume_and_warm_restart(tmp_path: Path, tiny_data: Path) -> No
 
     # A checkpoint older than the committed fallback (a later stop elsewhere) is not resumed from.
     shutil.copyfile(older, run_dir / "last.ckpt")
-    command = [sys.executable, str(SCRIPT), "run", "tiny", "--runs", str(tmp_path / "runs")]
-    command += ["--campaigns", str(tmp_path / "campaigns"), "--docs", str(tmp_path / "docs")]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    done = run_script("run", tmp_path, env)
     assert done.returncode == 1 and "move" in done.stderr and "aside" in done.stderr
 
 
@@ -129,9 +132,7 @@ def test_a_run_that_cannot_start_says_why_at_once(tmp_path: Path) -> None:
     (folder / "campaign.yaml").write_text(f"config: {ROOT / 'configs' / 'tiny_test.yaml'}\n")
     write_tiny_model(folder / "fallback.safetensors")
     env = {k: v for k, v in os.environ.items() if k != "UIR_DATA_ROOT"} | {"PYTHONPATH": str(ROOT / "src")}
-    command = [sys.executable, str(SCRIPT), "run", "tiny", "--runs", str(tmp_path / "runs")]
-    command += ["--campaigns", str(tmp_path / "campaigns"), "--docs", str(tmp_path / "docs")]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    done = run_script("run", tmp_path, env)
     assert done.returncode == 1
     assert "the run exited at once" in done.stderr and "${UIR_DATA_ROOT} is not set" in done.stderr
     assert "Traceback" not in done.stderr
