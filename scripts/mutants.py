@@ -46,6 +46,33 @@ class Mutant:
 
 MUTANTS = (
     Mutant(
+        "tone-guard-both-ways",
+        "the no-brightening guard also brightens outputs back up (so dehazing and deraining are undone)",
+        "src/uir/restore.py",
+        "    gain = ((1 + tolerance) * (in_luma + 1e-5) / (out_luma + 1e-5)).clamp(max=1.0)\n",
+        "    gain = (in_luma + 1e-5) / (out_luma + 1e-5)\n",
+        ("tests/test_tone.py::test_no_brightening_undoes_a_brightening_and_keeps_a_darkening",),
+    ),
+    Mutant(
+        "underexposed-either-cue",
+        "a photo is called underexposed on either cue (a dark photo, or a classifier's guess), not on both",
+        "src/uir/inspection.py",
+        "    return low_light_probability(probs) >= LOW_LIGHT_CONFIDENCE and luminance < LOW_LIGHT_MEAN\n",
+        "    return low_light_probability(probs) >= LOW_LIGHT_CONFIDENCE or luminance < LOW_LIGHT_MEAN\n",
+        (
+            "tests/test_tone.py::test_underexposure_needs_both_cues",
+            "tests/test_tone.py::test_auto_brightens_only_what_the_analysis_calls_underexposed",
+        ),
+    ),
+    Mutant(
+        "pairs-partial",
+        "pairs without a partner are dropped silently, so a score is taken on part of the set",
+        "src/uir/data/layouts.py",
+        "    if unmatched:\n        names = ",
+        "    if False:\n        names = ",
+        ("tests/test_tone.py::test_pairs_that_do_not_pair_are_refused",),
+    ),
+    Mutant(
         "icnr-off",
         "ICNR initialisation leaves the pixel-shuffle convs as they were (four independent sub-pixel phases)",
         "src/uir/models/layers.py",

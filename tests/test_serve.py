@@ -30,6 +30,7 @@ with warnings.catch_warnings():  # Starlette >= 1.0 warns that its TestClient wa
     from fastapi.testclient import TestClient
 
 import uir.serve.pool  # noqa: E402
+from uir.api import Plan  # noqa: E402
 from uir.restore import tiled  # noqa: E402
 from uir.serve.app import Limits, create_app  # noqa: E402
 from uir.serve.guards import LOCAL_HOSTS  # noqa: E402
@@ -56,6 +57,9 @@ def upload(data: bytes, name: str = "photo.png") -> dict:
     return {"file": (name, data, "application/octet-stream")}
 
 
+KEPT = Plan(("auto",), "no-brightening", "a fake's plan")
+
+
 class SlowModel:
     """A fake model whose restore waits for ``release`` (to fill the queue deterministically) and adds 0.1."""
 
@@ -68,11 +72,11 @@ class SlowModel:
         self.started = threading.Semaphore(0)
         self.calls = 0
 
-    def restore_tensor(self, image: torch.Tensor, stop_check: object = None) -> torch.Tensor:
+    def restore_planned(self, image: torch.Tensor, task: object = None, stop_check: object = None) -> list:
         self.calls += 1
         self.started.release()
         assert self.release.wait(30)
-        return (image + 0.1).clamp(0, 1)
+        return [((image + 0.1).clamp(0, 1), KEPT)]
 
 
 class TiledModel:
@@ -86,13 +90,15 @@ class TiledModel:
         self.on_tile = on_tile
         self.tiles = 0
 
-    def restore_tensor(self, image: torch.Tensor, stop_check: Callable[[], object] | None = None) -> torch.Tensor:
+    def restore_planned(
+        self, image: torch.Tensor, task: object = None, stop_check: Callable[[], object] | None = None
+    ) -> list:
         def piece(x: torch.Tensor) -> torch.Tensor:
             self.tiles += 1
             self.on_tile(self.tiles)
             return x
 
-        return tiled(piece, image, tile=8, overlap=2, stop_check=stop_check)
+        return [(tiled(piece, image, tile=8, overlap=2, stop_check=stop_check), KEPT)]
 
 
 def multipart(data: bytes, name: str = "photo.png") -> tuple[bytes, str]:
@@ -324,7 +330,7 @@ def test_nothing_left_on_disk(client: TestClient, rng: np.random.Generator, monk
 
 def test_internal_error_is_one_line_500(rng: np.random.Generator) -> None:
     class Broken(SlowModel):
-        def restore_tensor(self, image: torch.Tensor, stop_check: object = None) -> torch.Tensor:
+        def restore_planned(self, image: torch.Tensor, task: object = None, stop_check: object = None) -> list:
             raise RuntimeError("boom\nwith a second line")
 
     with TestClient(create_app(Broken())) as client:
@@ -527,7 +533,7 @@ def test_a_job_over_its_time_limit_stops_between_tiles(
     detail = response.json()["detail"]
     assert detail.startswith("long.png: stopped after this server's limit of 3.5 s") and "--job-timeout" in detail
     everything = TiledModel(lambda _: None)
-    everything.restore_tensor(torch.zeros(1, 3, H, W))
+    everything.restore_planned(torch.zeros(1, 3, H, W))
     assert model.tiles == 4 < everything.tiles  # the check before the fifth tile saw 4 s
 
 
@@ -748,3 +754,13 @@ def test_inspect_uses_the_parts_the_server_was_given(identity, rng: np.random.Ge
         report = client.post("/v1/inspect", files=upload(data, "a.png")).json()
     assert report["degradations"] == {"haze": 0.9, "noise": 0.1}
     assert report["verdict"] == "looks degraded by haze (90%)"
+
+
+def test_restore_takes_a_task_and_says_what_the_tone_guard_allowed(rng: np.random.Generator) -> None:
+    data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    with TestClient(create_app(uir.load("identity"))) as client:
+        response = client.post("/v1/restore?task=noise&task=jpeg", files=upload(data))
+        assert response.status_code == 200
+        assert response.headers["X-Uir-Tone"].startswith("keep; ")
+        bad = client.post("/v1/restore?task=night", files=upload(data))
+        assert bad.status_code == 422 and bad.json()["detail"].startswith("unknown task 'night'")

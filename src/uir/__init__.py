@@ -17,11 +17,19 @@ from typing import Any
 
 from uir.version import __version__
 
-__all__ = ["Inspector", "Model", "__version__", "inspect_image", "load", "restore_image"]
+__all__ = ["TASKS", "Inspector", "Model", "Plan", "__version__", "inspect_image", "load", "restore_image"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Inspector", "Model", "inspect_image", "load", "restore_image"):  # (uir.restore is the tiling module)
+    if name in (
+        "TASKS",
+        "Inspector",
+        "Model",
+        "Plan",
+        "inspect_image",
+        "load",
+        "restore_image",
+    ):  # (uir.restore is the tiling module)
         from uir import api  # heavy: torch; `import uir` stays light and loads the API on first use
 
         return getattr(api, name)

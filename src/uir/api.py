@@ -6,6 +6,11 @@ The command line and every other front-end call this module, never each other's 
     >>> model = uir.load()                                   # the shipped default model, on the CPU
     >>> restored = model.restore(photo)                      # doctest: +SKIP
 
+``restore`` keeps the photo's exposure and colour unless brightening is asked for or the photo is underexposed:
+``task="auto"`` (the default) lets the analysis decide (``uir.inspection``: a degradation classifier and the mean
+luminance); ``task="low-light"`` (or a list of names, ``task=["noise", "jpeg"]``) says what is wrong. See
+``plan_restore``.
+
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
 [0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
 and size, or a tensor of the same shape, dtype and device. Any size: large images are restored in overlapping
@@ -24,6 +29,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,9 +38,10 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from uir.degradations import ALL_TYPES, TYPES
 from uir.errors import UirError
-from uir.inspection import Inspection, Inspector
-from uir.restore import restore_tensor
+from uir.inspection import LOW_LIGHT, Inspection, Inspector
+from uir.restore import guard_tone, restore_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,69 @@ ImageLike = TypeVar("ImageLike", np.ndarray, Image.Image, Tensor)
 
 # PIL modes restored as they are; any other mode (P, CMYK, I;16, F...) comes back as RGB or RGBA.
 _PIL_MODES = ("RGB", "RGBA", "L", "LA")
+
+AUTO = "auto"
+TASKS = (AUTO, *ALL_TYPES)
+"""What ``task`` accepts: ``auto`` (the analysis decides) or one or more degradation type names."""
+
+# The families whose restoration changes an image's large-scale look legitimately, by darkening it (haze and
+# weather veils removed); low light is the one that brightens.
+_DARKENING_FAMILIES = ("weather",)
+
+Task = str | Sequence[str]
+
+
+def check_task(task: Task) -> tuple[str, ...]:
+    """``task`` as a tuple of valid names: ``("auto",)`` or degradation types (duplicates dropped).
+
+    Raises:
+        UirError: an unknown name, an empty list, or ``auto`` mixed with names (one line, listing the valid ones).
+    """
+    names = (task,) if isinstance(task, str) else tuple(task)
+    names = tuple(dict.fromkeys(str(n).strip() for n in names))
+    unknown = [n for n in names if n not in TASKS]
+    if unknown or not names:
+        said = ", ".join(repr(n) for n in unknown) if unknown else "none"
+        raise UirError(f"unknown task {said}: use auto or one or more of {', '.join(ALL_TYPES)}")
+    if AUTO in names and len(names) > 1:
+        raise UirError(f"task auto cannot be combined with named tasks ({', '.join(n for n in names if n != AUTO)})")
+    return names
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``Model.restore`` did with one image, and why.
+
+    Attributes:
+        task: the task asked for (``auto`` or the names).
+        tone: the tone guard's policy (``uir.restore.TONE_POLICIES``): ``free`` lets the model brighten,
+            ``no-brightening`` lets it darken only (haze, rain), ``keep`` keeps the input's large-scale tone and
+            colour (noise, blur, JPEG: only finer detail changes).
+        reason: one sentence for people.
+        low_light: the analysis' probability of low light (``None`` when no analysis ran).
+        mean_luminance: the input's mean luminance, when the analysis ran.
+    """
+
+    task: tuple[str, ...]
+    tone: str
+    reason: str
+    low_light: float | None = None
+    mean_luminance: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "task": list(self.task)}
+
+
+def plan_for_tasks(names: Sequence[str]) -> Plan:
+    """The plan for named tasks: ``free`` if one of them holds low light, ``no-brightening`` if one holds a
+    weather op (haze, rain, snow: their removal darkens), ``keep`` otherwise."""
+    ops = {op for name in names for op in TYPES[name].ops}
+    families = {TYPES[op].family for op in ops if op in TYPES}
+    if LOW_LIGHT in ops:
+        return Plan(tuple(names), "free", "low-light enhancement asked for: brightening allowed")
+    if families & set(_DARKENING_FAMILIES):
+        return Plan(tuple(names), "no-brightening", "no low light asked for: the exposure is kept (darker allowed)")
+    return Plan(tuple(names), "keep", "only fine detail asked for: exposure, colour and contrast kept")
 
 
 class Model:
@@ -62,6 +132,7 @@ class Model:
         self.device = torch.device(device)
         self.name: str = getattr(restorer, "name", type(restorer).__name__)
         self.labels: list[str] = list(getattr(restorer, "labels", []))
+        self.analysis: Inspector | None = None  # loaded on the first task="auto" (the shipped classifier)
 
     def __repr__(self) -> str:
         return f"uir.Model(name={self.name!r}, device={str(self.device)!r})"
@@ -70,53 +141,96 @@ class Model:
         self,
         image: Tensor,
         *,
+        task: Task = AUTO,
         tile: int | None = None,
         overlap: int = 32,
-        tasks: Sequence[str] | None = None,
         stop_check: Callable[[], object] | None = None,
     ) -> Tensor:
         """Restore ``(B, 3, H, W)`` float in [0, 1], image by image, tiled when large; same shape, dtype, device.
 
         Args:
+            task: ``auto`` (the analysis decides whether brightening is allowed), or the degradation names that
+                are wrong with the images (``uir.api.TASKS``); see ``plan``.
             tile: the tile side; default the model's own (``0``: whole images).
             overlap: pixels shared by neighbouring tiles, blended.
-            tasks: per image, the task name, for restorers that need to be told (``classic-best``).
             stop_check: called before every tile; it raises to stop the work (``uir serve``'s time limit).
         """
+        return torch.cat(
+            [r for r, _ in self.restore_planned(image, task=task, tile=tile, overlap=overlap, stop_check=stop_check)]
+        ).to(image.device, image.dtype)
+
+    def restore_planned(
+        self,
+        image: Tensor,
+        *,
+        task: Task = AUTO,
+        tile: int | None = None,
+        overlap: int = 32,
+        stop_check: Callable[[], object] | None = None,
+    ) -> list[tuple[Tensor, Plan]]:
+        """Like ``restore_tensor``, but per image the restored ``(1, 3, H, W)`` (on the model's device) and its
+        ``Plan``: what was done and why (``uir restore --report`` writes it)."""
         _check_tensor(image)
-        outputs = []
+        names = check_task(task)
+        results = []
         for i in range(image.shape[0]):
             one = image[i : i + 1].to(self.device, torch.float32)
-            task = None if tasks is None else [tasks[i]]
-            restored = restore_tensor(self.restorer, one, tasks=task, tile=tile, overlap=overlap, stop_check=stop_check)
-            outputs.append(restored)
-        return torch.cat(outputs).to(image.device, image.dtype)
+            plan = self.plan(one, names)
+            hint = [plan.task[0]] if len(plan.task) == 1 and plan.task[0] != AUTO else None
+            restored = restore_tensor(self.restorer, one, tasks=hint, tile=tile, overlap=overlap, stop_check=stop_check)
+            results.append((guard_tone(restored, one, plan.tone), plan))
+        return results
 
-    def restore(self, image: ImageLike, *, tile: int | None = None, overlap: int = 32) -> ImageLike:
+    def as_restorer(self, task: Task = AUTO) -> PipelineRestorer:
+        """This model as ``uir restore`` runs it (tone guard and analysis included), behind the ``Restorer``
+        interface that ``uir eval`` scores: ``uir eval --task auto`` compares the pipeline with the bare network."""
+        return PipelineRestorer(self, check_task(task))
+
+    def plan(self, image: Tensor, task: Task = AUTO) -> Plan:
+        """What restoring ``(1, 3, H, W)`` with ``task`` will do: with named tasks, ``plan_for_tasks``; with
+        ``auto``, brightening is allowed only where the analysis calls the photo underexposed
+        (``uir.inspection.is_underexposed``), and darkening always (haze, rain)."""
+        names = check_task(task)
+        if names != (AUTO,):
+            return plan_for_tasks(names)
+        if self.analysis is None:
+            self.analysis = _inspector("default", None, None, str(self.device))
+        dark, low, luminance = self.analysis.exposure(image)
+        if dark:
+            reason = f"underexposed (low light {low:.0%}, mean luminance {luminance:.2f}): brightening allowed"
+            return Plan(names, "free", reason, round(low, 4), round(luminance, 4))
+        why = "not underexposed" if low < 0.5 else f"dark-looking but bright enough (mean luminance {luminance:.2f})"
+        reason = f"{why} (low light {low:.0%}): the exposure is kept (darker allowed)"
+        return Plan(names, "no-brightening", reason, round(low, 4), round(luminance, 4))
+
+    def restore(self, image: ImageLike, *, task: Task = AUTO, tile: int | None = None, overlap: int = 32) -> ImageLike:
         """Restore a NumPy array, a PIL image or a tensor; the result has the input's type, shape and dtype.
 
         Args:
             image: ``HxW``, ``HxWx1``, ``HxWx3`` or ``HxWx4`` array (uint8, uint16, or float in [0, 1]); a PIL
                 image; or a ``(3, H, W)`` / ``(B, 3, H, W)`` float tensor in [0, 1].
+            task: ``auto`` (the default: the analysis decides whether the photo may be brightened), or what is
+                wrong with it, one name or several (``"low-light"``, ``["noise", "jpeg"]``; ``uir.api.TASKS``).
             tile: the tile side; default the model's own (``0``: the whole image at once).
             overlap: pixels shared by neighbouring tiles.
 
         Raises:
-            UirError: an input of another type or shape, or non-finite values.
+            UirError: an input of another type or shape, non-finite values, or an unknown task.
         """
+        check_task(task)
         if isinstance(image, Tensor):
             batch = image if image.ndim == 4 else image[None] if image.ndim == 3 else None
             if batch is None:
                 raise UirError(f"expected a (3, H, W) or (B, 3, H, W) tensor, got shape {tuple(image.shape)}")
-            restored = self.restore_tensor(batch, tile=tile, overlap=overlap)
+            restored = self.restore_tensor(batch, task=task, tile=tile, overlap=overlap)
             return restored if image.ndim == 4 else restored[0]
         if isinstance(image, Image.Image):
-            return self._restore_pil(image, tile, overlap)
+            return self._restore_pil(image, task, tile, overlap)
         if isinstance(image, np.ndarray):
-            return self._restore_array(image, tile, overlap)
+            return self._restore_array(image, task, tile, overlap)
         raise UirError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
 
-    def _restore_array(self, array: np.ndarray, tile: int | None, overlap: int) -> np.ndarray:
+    def _restore_array(self, array: np.ndarray, task: Task, tile: int | None, overlap: int) -> np.ndarray:
         if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 2, 3, 4)):
             raise UirError(f"expected an HxW, HxWx1, HxWx2, HxWx3 or HxWx4 array, got shape {array.shape}")
         if array.dtype not in (np.uint8, np.uint16) and not np.issubdtype(array.dtype, np.floating):
@@ -132,7 +246,7 @@ class Model:
         scale = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(array.dtype, 1.0)
         x = torch.from_numpy(np.ascontiguousarray(color, dtype=np.float32) / np.float32(scale))
         rgb = x.permute(2, 0, 1)[None].expand(1, 3, -1, -1).clamp(0, 1).contiguous()
-        restored = self.restore_tensor(rgb, tile=tile, overlap=overlap)
+        restored = self.restore_tensor(rgb, task=task, tile=tile, overlap=overlap)
         if gray:
             restored = restored.mean(dim=1, keepdim=True)  # a gray input was restored as equal R, G, B
         out = restored[0].permute(1, 2, 0).numpy()
@@ -141,10 +255,22 @@ class Model:
             out = np.concatenate([out, alpha], axis=2)
         return out[..., 0] if array.ndim == 2 else out
 
-    def _restore_pil(self, pil: Image.Image, tile: int | None, overlap: int) -> Image.Image:
+    def _restore_pil(self, pil: Image.Image, task: Task, tile: int | None, overlap: int) -> Image.Image:
         mode = pil.mode if pil.mode in _PIL_MODES else ("RGBA" if "A" in pil.getbands() else "RGB")
-        restored = self._restore_array(np.asarray(pil.convert(mode)), tile, overlap)
+        restored = self._restore_array(np.asarray(pil.convert(mode)), task, tile, overlap)
         return Image.fromarray(restored, mode)
+
+
+class PipelineRestorer:
+    """A ``Model`` with a fixed ``task`` as a ``Restorer`` (``restore(lq, tasks) -> restored``); its name says the
+    task, e.g. ``nafnet-small-uir [auto]``. The benchmark's task labels are not passed on: the task decides."""
+
+    def __init__(self, model: Model, task: tuple[str, ...]) -> None:
+        self.model, self.task = model, task
+        self.name = f"{model.name} [{' '.join(task)}]"
+
+    def restore(self, lq: Tensor, tasks: Sequence[str] | None = None) -> Tensor:
+        return self.model.restore_tensor(lq, task=self.task)
 
 
 ENGINES = ("torch", "onnx", "auto")

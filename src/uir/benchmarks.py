@@ -1,7 +1,8 @@
 """Named benchmark protocols: which data, which degradations, which metrics — fixed, so numbers compare.
 
 A protocol is a list of test sets under one data root (``--data-root``, e.g. ``../shared/data``). Each set is one
-of: a paired folder, a clean folder plus Gaussian noise of a given σ (seeded per image, see
+of: a paired folder, two folders of pairs named by the user (``pairs_protocol``: ``uir eval --pairs LQ GT``), a
+clean folder plus Gaussian noise of a given σ (seeded per image, see
 ``uir.data.NoisyDataset``), a synthetic set made by the degradation engine from a fixed list of clean images
 with fixed seeds (cached, regenerated identically), or a folder of real photos without ground truth (scored by
 no-reference metrics). A set whose data is missing is reported with the files and layout it expects.
@@ -20,7 +21,7 @@ import torch
 
 from uir import degradations as D
 from uir import io
-from uir.data import NoisyDataset, PairedDataset, pair_folder
+from uir.data import NoisyDataset, PairedDataset, pair_dirs, pair_folder
 from uir.degradations import ALL_TYPES
 from uir.degradations.functional import resize
 from uir.errors import UirError
@@ -64,7 +65,8 @@ class TestSet:
         name: short column name, e.g. ``rain100l``.
         task: the degradation label of its images (passed to task-aware restorers).
         paths: folders under the data root to try, first found wins.
-        kind: ``paired``, ``noisy``, ``synthetic`` or ``real``.
+        kind: ``paired``, ``pairs`` (``paths`` = the lq and the gt folder, absolute), ``noisy``, ``synthetic``
+            or ``real``.
         expects: what must be there, said when it is missing.
         sigma: the noise level of a ``noisy`` set.
         synthesis: the recipe of a ``synthetic`` set.
@@ -83,6 +85,8 @@ class TestSet:
         return NO_REFERENCE_METRICS if self.kind == "real" else REFERENCE_METRICS
 
     def locate(self, data_root: Path) -> Path | None:
+        if self.kind == "pairs":
+            return Path(self.paths[0]) if all(Path(p).is_dir() for p in self.paths) else None
         for rel in self.paths:
             if (data_root / rel).is_dir():
                 return data_root / rel
@@ -126,6 +130,13 @@ GOPRO = TestSet(
     "gopro", "motion-blur", ("deblur/GoPro/test", "GoPro/test"), "paired", "GoPro test: scene/blur/ + scene/sharp/"
 )
 LOL = TestSet("lol", "low-light", ("lowlight/LOL/eval15", "LOL/eval15"), "paired", "LOL-v1 eval15: low/ + high/")
+POLYU = TestSet(
+    "polyu",
+    "camera-noise",
+    ("real_noisy/PolyU_cropped100", "PolyU_cropped100", "PolyU"),
+    "paired",
+    "PolyU real camera-noise pairs (the 100 cropped 512x512 ones): lq/ + gt/ (gt: the mean of many shots)",
+)
 
 # uir-5d: the 5-task protocol from the data we have. Severities chosen so the inputs are about as hard as the
 # real sets they stand in for (SOTS-outdoor, GoPro, LOL); every second CBSD68 image, 34 per set.
@@ -163,6 +174,7 @@ PROTOCOLS: dict[str, Protocol] = {
                 _synthetic("syn-low-light", UIR5D_LOWLIGHT, "low-light"),
             ),
         ),
+        Protocol("real-noise", "real camera noise with references: PolyU (100 crops, 512x512)", (POLYU,)),
         Protocol("unseen-noise", "noise levels unseen in training: CBSD68 σ60, σ75", (_noise(60), _noise(75))),
         Protocol(
             "mixed",
@@ -203,6 +215,21 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
+def pairs_protocol(lq_dir: Path, gt_dir: Path, task: str = "unknown") -> Protocol:
+    """A one-set protocol of the user's own pairs: ``lq_dir`` and ``gt_dir`` hold images of the same names.
+
+    Raises:
+        UirError: a missing folder or files without a partner (``uir.data.pair_dirs``), said before any model runs.
+    """
+    pairing = pair_dirs(lq_dir, gt_dir)
+    name = (
+        lq_dir.resolve().parent.name if lq_dir.name.lower() in ("lq", "input", "low", "hazy", "rainy") else lq_dir.name
+    )
+    kind_of = f"{len(pairing.pairs)} pairs: {lq_dir} (degraded) and {gt_dir} (clean)"
+    paths = (str(lq_dir.resolve()), str(gt_dir.resolve()))
+    return Protocol("pairs", kind_of, (TestSet(name or "pairs", task, paths, "pairs", "images of the same names"),))
+
+
 def get_protocol(name: str) -> Protocol:
     if name not in PROTOCOLS:
         raise UirError(f"unknown benchmark {name!r}; known: {', '.join(PROTOCOLS)}")
@@ -229,6 +256,12 @@ def iter_samples(test_set: TestSet, root: Path, cache_dir: Path, limit: int | No
     elif test_set.kind == "paired":
         dataset = PairedDataset(root, label=test_set.task)
         items = ((Path(s["path"]).name, s["lq"], s["gt"]) for s in (dataset[i] for i in range(_n(len(dataset), limit))))
+    elif test_set.kind == "pairs":
+        pairs = pair_dirs(*test_set.paths).pairs
+        items = (
+            (p.gt.name, io.read_image(p.lq).image[0], io.read_image(p.gt).image[0])
+            for p in pairs[: _n(len(pairs), limit)]
+        )
     elif test_set.kind == "synthetic":
         folder = synthesize(test_set, root, cache_dir)
         pairs = pair_folder(folder, layout="paired").pairs
@@ -240,6 +273,10 @@ def iter_samples(test_set: TestSet, root: Path, cache_dir: Path, limit: int | No
         paths = io.list_images([root])
         items = ((p.name, _shrink(io.read_image(p).image)[0], None) for p in paths[: _n(len(paths), limit)])
     for name, lq, gt in items:
+        if gt is not None and gt.shape != lq.shape:
+            raise UirError(
+                f"{test_set.name}/{name}: degraded {tuple(lq.shape[1:])} and clean {tuple(gt.shape[1:])} differ in size"
+            )
         yield Sample(name, lq.unsqueeze(0), None if gt is None else gt.unsqueeze(0))
 
 

@@ -25,7 +25,7 @@ from uir import io
 from uir.benchmarks import Protocol, TestSet, iter_samples
 from uir.degradations.functional import resize
 from uir.errors import UirError
-from uir.metrics import artifact_score, get_metric, periodic_energy
+from uir.metrics import artifact_score, colour_shift, get_metric, luminance_ratio, periodic_energy
 from uir.restorer_registry import Restorer
 from uir.version import __version__
 from uir.viz import labelled_grid
@@ -49,6 +49,9 @@ class SetResult:
     # energy[model] = each image's periodic_energy (the 2-/4-px pattern); reference_energy: the references'
     energy: dict[str, list[float]] = field(default_factory=dict)
     reference_energy: list[float] = field(default_factory=list)
+    # luminance[model] / shift[model] = each image's output/input mean-luminance ratio and colour shift
+    luminance: dict[str, list[float]] = field(default_factory=dict)
+    shift: dict[str, list[float]] = field(default_factory=dict)
 
     def mean(self, model: str, metric: str) -> float:
         values = self.scores[model][metric]
@@ -57,6 +60,17 @@ class SetResult:
     def artifact(self, model: str) -> float:
         """The model's artifact score on this set (``uir.metrics.artifact_score``; nan without references)."""
         return artifact_score(self.energy.get(model, []), self.reference_energy)
+
+    def tone(self, model: str) -> dict[str, float]:
+        """The model's tone figures on this set (``uir.metrics.tone``): mean and worst output/input luminance
+        ratio, mean and worst colour shift."""
+        ratios, shifts = self.luminance.get(model) or [float("nan")], self.shift.get(model) or [float("nan")]
+        return {
+            "luminance_ratio": statistics.fmean(ratios),
+            "worst_luminance_ratio": max(ratios, key=lambda r: abs(r - 1)),
+            "colour_shift": statistics.fmean(shifts),
+            "worst_colour_shift": max(shifts),
+        }
 
 
 @dataclass
@@ -149,6 +163,8 @@ def _run_set(
     result.scores = {name: {m: [] for m in test_set.metrics} for name in columns}
     result.seconds = dict.fromkeys(columns, 0.0)
     result.energy = {name: [] for name in columns}
+    result.luminance = {r.name: [] for r in restorers}
+    result.shift = {r.name: [] for r in restorers}
     grid_rows = []
     samples = iter_samples(test_set, folder, cache_dir, limit)
     for sample in tqdm(samples, desc=test_set.name, unit="img", leave=False, disable=None):
@@ -169,6 +185,8 @@ def _run_set(
                 result.scores[restorer.name][name].append(value)
             if sample.gt is not None:
                 result.energy[restorer.name].append(float(periodic_energy(restored)[0]))
+            result.luminance[restorer.name].append(float(luminance_ratio(restored, sample.lq)[0]))
+            result.shift[restorer.name].append(float(colour_shift(restored, sample.lq)[0]))
         if len(grid_rows) < grid_images:
             grid_rows.append(outputs + ([sample.gt] if sample.gt is not None else []))
     if grid_rows:
@@ -214,6 +232,7 @@ def to_dict(result: EvalResult) -> dict[str, Any]:
                 "per_image": {m: dict(zip(s.images, v, strict=True)) for m, v in s.scores[model].items()},
                 "seconds_per_image": s.seconds[model] / max(1, len(s.images)),
                 **({"artifact": s.artifact(model)} if s.reference_energy else {}),
+                **({"tone": s.tone(model)} if model in s.luminance else {}),
             }
             for model in s.scores
         }
@@ -239,6 +258,8 @@ def to_dict(result: EvalResult) -> dict[str, Any]:
             "psnr/ssim": "RGB in [0, 1], no border crop, SSIM Gaussian window 11 / sigma 1.5, mean of per-image scores",
             "artifact": "energy at the 2- and 4-pixel periods (variance of the 16 phase means, uir.metrics.artifacts), "
             "sum over the set's outputs / sum over its references: 1.0 = no pattern added",
+            "tone": "per image, output over input: mean-luminance ratio (1.0 = exposure kept) and colour shift "
+            "(largest departure of a channel's gain from the luminance gain, 0 = balance kept; uir.metrics.tone)",
             "noise": "clip(gt + N(0,1)*sigma/255, 0, 1), N from a CPU torch generator seeded with "
             "crc32(file name) + round(sigma*1000003)",
             "synthetic sets": "uir.degradations on a fixed subset of clean images, seed = crc32('<type>:<file name>'), "
@@ -287,6 +308,24 @@ def to_markdown(result: EvalResult) -> str:
             "|---" * (len(sets) + 1) + "|",
         ]
         lines += [f"| {m} | " + " | ".join(f"{s.artifact(m):.2f}" for s in sets) + " |" for m in sets[0].scores]
+        lines.append("")
+    models = [m for m in result.sets[0].luminance]
+    if models:
+        lines += [
+            "Tone (output over input: mean-luminance ratio, mean (worst); colour shift, mean (worst)):",
+            "",
+            "| model | " + " | ".join(s.name for s in result.sets) + " |",
+            "|---" * (len(result.sets) + 1) + "|",
+        ]
+        for m in models:
+            cells = []
+            for s in result.sets:
+                t = s.tone(m)
+                cells.append(
+                    f"{t['luminance_ratio']:.3f} ({t['worst_luminance_ratio']:.3f}); "
+                    f"{t['colour_shift']:.3f} ({t['worst_colour_shift']:.3f})"
+                )
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
     for m in result.missing:
         lines.append(f"- `{m['set']}`: data missing (expects {m['expects']}; tried {m['tried']})")

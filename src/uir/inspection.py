@@ -6,6 +6,11 @@ their probabilities, an AMIRNet model (a ``nafnet-ftb-*`` backbone) the image's 
 quality perceiver the probabilities of the three quality tiers (low, medium, high). The verdict says plainly
 what the evidence supports: clean, degraded by what, or unsure (a degradation the classifier does not know).
 
+Exposure: the image's mean luminance, and (with a classifier) whether it is *underexposed*: low light is the
+likeliest damage with probability >= ``LOW_LIGHT_CONFIDENCE`` *and* the mean luminance is below
+``LOW_LIGHT_MEAN``. Only then does ``uir restore`` (``task="auto"``) let a model brighten a photo: a dark photo is
+not damage by itself (issue 24).
+
 Example:
     >>> import torch
     >>> report = Inspector().inspect(torch.rand(1, 3, 128, 128))
@@ -23,8 +28,9 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from uir.degradations import TYPES
 from uir.errors import UirError
-from uir.metrics import niqe, piqe
+from uir.metrics import mean_luminance, niqe, piqe
 
 PIQE_GRADES = ("excellent", "good", "fair", "poor", "bad")
 """PIQE's quality scale (Venkatanath et al., 2015): 0–20 excellent, 21–35 good, 36–50 fair, 51–80 poor, 81–100 bad."""
@@ -41,6 +47,15 @@ CLEAN = "clean"
 
 UNSURE = 0.35
 """Below this top probability the classifier's answer is reported as unsure."""
+
+LOW_LIGHT = "low-light"
+LOW_LIGHT_CONFIDENCE = 0.8
+"""The probability of low light (summed over the types that hold it) above which a dark photo is underexposed."""
+
+LOW_LIGHT_MEAN = 0.25
+"""The mean luminance (0-1) below which a photo can be underexposed: uir-5d's low-light inputs lie at 0.035-0.19
+(mean 0.07), CBSD68 at 0.31-0.69, at 0.6x exposure 0.24-0.55, PolyU's real photos 0.08-0.83
+(``benchmarks/exposure_cues.py``)."""
 
 
 class Classifier(Protocol):
@@ -65,6 +80,8 @@ class Inspection:
     tree_path: list[int] | None
     quality_tiers: dict[str, float] | None
     verdict: str
+    mean_luminance: float = float("nan")
+    underexposed: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +95,8 @@ class Inspection:
         lines = [f"{name} ({self.width}×{self.height}): {self.verdict}"]
         niqe = f", NIQE {self.niqe:.2f}" if self.niqe is not None else ", NIQE – (smaller than 96 px)"
         lines.append(f"  quality: PIQE {self.piqe:.1f} ({self.piqe_grade}){niqe} (lower is better)")
+        exposure = {True: "underexposed", False: "not underexposed", None: "underexposure not judged (no classifier)"}
+        lines.append(f"  exposure: mean luminance {self.mean_luminance:.2f}, {exposure[self.underexposed]}")
         if self.quality_tiers is not None:
             tiers = ", ".join(f"{k} {v:.0%}" for k, v in self.quality_tiers.items())
             lines.append(f"  quality tier: {tiers}")
@@ -174,10 +193,32 @@ class Inspector:
         if self.tree is not None:
             tree_path = [int(n) for n in self.tree.tree_path(crop)]
         verdict = _verdict(piqe_score, degradations, tiers)
+        luminance = float(mean_luminance(image.float().cpu())[0])
+        dark = None if degradations is None else is_underexposed(degradations, luminance)
         return Inspection(
             path, int(width), int(height), piqe_score, piqe_grade(piqe_score), niqe_score, degradations, tree_path,
-            tiers, verdict,
+            tiers, verdict, luminance, dark,
         )  # fmt: skip
+
+    @torch.no_grad()
+    def exposure(self, image: Tensor) -> tuple[bool, float, float]:
+        """Whether ``(1, 3, H, W)`` is underexposed (see the module), its probability of low light and its mean
+        luminance: the cheap part of ``inspect`` that ``uir restore`` needs (no PIQE or NIQE)."""
+        if self.classifier is None:
+            raise UirError("judging underexposure needs a degradation classifier")
+        probs = self.classifier.classify(_center_crop(image, CROP_SIDE).to(self.device, torch.float32))
+        luminance = float(mean_luminance(image.float().cpu())[0])
+        return is_underexposed(probs, luminance), low_light_probability(probs), luminance
+
+
+def low_light_probability(probs: dict[str, float]) -> float:
+    """The probability that low light is among the damage: summed over the types whose ops include it."""
+    return sum(p for name, p in probs.items() if name in TYPES and LOW_LIGHT in TYPES[name].ops)
+
+
+def is_underexposed(probs: dict[str, float], luminance: float) -> bool:
+    """Low light with probability >= ``LOW_LIGHT_CONFIDENCE`` and a mean luminance below ``LOW_LIGHT_MEAN``."""
+    return low_light_probability(probs) >= LOW_LIGHT_CONFIDENCE and luminance < LOW_LIGHT_MEAN
 
 
 def _verdict(piqe_score: float, degradations: dict[str, float] | None, tiers: dict[str, float] | None) -> str:

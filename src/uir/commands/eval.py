@@ -12,7 +12,14 @@ EPILOG = """examples:
   uir eval --model identity nlm dcp classic-best --benchmark uir-5d --data-root ../shared/data --out runs/eval
   uir eval --model runs/base/best.safetensors --benchmark 3d --data-root ~/datasets --out runs/eval3d
   uir eval --model identity --benchmark real --data-root ../shared/data --out runs/real --limit 5
+  uir eval --model default --benchmark real-noise --data-root ../shared/data --out runs/polyu --task auto
+  uir eval --model default nlm --pairs my/noisy my/clean --out runs/mine
   uir eval --list
+
+--task scores the models as `uir restore` runs them (the analysis and the tone guard included; `auto` is what
+`uir restore` does by default); without it, the bare networks. --pairs scores any two folders of images with the
+same names (degraded, clean); every image needs its partner. Each set's table also gives the tone: the outputs'
+mean-luminance ratio to their inputs and colour shift (uir.metrics.tone).
 
 Benchmarks: 3d, 5d, uir-5d, unseen-noise, mixed, real (see docs/BENCHMARKS.md). --data-root defaults to
 $UIR_DATA_ROOT. A set whose data is missing is reported with the files and layout it expects.
@@ -29,6 +36,16 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     )
     p.add_argument("--model", nargs="+", metavar="M", help="registered names or checkpoint paths")
     p.add_argument("--benchmark", default="uir-5d", help="protocol name (default uir-5d)")
+    p.add_argument(
+        "--pairs", nargs=2, type=Path, metavar=("LQ_DIR", "GT_DIR"), help="score your own pairs instead of a benchmark"
+    )
+    p.add_argument("--pairs-task", default="unknown", help="the task label of --pairs (for task-aware baselines)")
+    p.add_argument(
+        "--task",
+        nargs="+",
+        metavar="NAME",
+        help="score the models as `uir restore --task NAME...` runs them (auto: its default), not the bare networks",
+    )
     p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"), help="where the data sets are")
     p.add_argument("--out", type=Path, help="output folder (results.json, results.md, grids/)")
     p.add_argument("--cache", type=Path, help="where synthetic sets are cached (default OUT/cache)")
@@ -40,7 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.benchmarks import PROTOCOLS, get_protocol  # heavy: run() loads it, not `uir --help`
+    from uir.api import check_task, load  # heavy: run() loads it, not `uir --help`
+    from uir.benchmarks import PROTOCOLS, get_protocol, pairs_protocol  # heavy: run() loads it, not `uir --help`
     from uir.evaluate import (  # heavy: run() loads it, not `uir --help`
         evaluate,
         model_identity,
@@ -58,14 +76,22 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.model:
         raise UirError("say which models to evaluate with --model (see uir eval --list)")
-    if args.data_root is None:
-        raise UirError("say where the data is with --data-root (or set UIR_DATA_ROOT)")
-    if not args.data_root.is_dir():
-        raise UirError(f"{args.data_root}: no such folder")
     if args.out is None:
         raise UirError("say where to write the results with --out")
-    protocol = get_protocol(args.benchmark)
-    restorers = [load_restorer(spec, device=args.device) for spec in args.model]
+    task = check_task(args.task) if args.task else None
+    if args.pairs:
+        protocol = pairs_protocol(*args.pairs, task=args.pairs_task)
+        args.data_root = args.data_root or Path(".")
+    else:
+        if args.data_root is None:
+            raise UirError("say where the data is with --data-root (or set UIR_DATA_ROOT)")
+        if not args.data_root.is_dir():
+            raise UirError(f"{args.data_root}: no such folder")
+        protocol = get_protocol(args.benchmark)
+    if task is None:
+        restorers = [load_restorer(spec, device=args.device) for spec in args.model]
+    else:
+        restorers = [load(spec, device=args.device).as_restorer(task) for spec in args.model]
     name_apart(restorers, args.model)
     identities = [model_identity(r, spec) for r, spec in zip(restorers, args.model, strict=True)]
     result = evaluate(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from uir import io
-from uir.api import Inspector, load
+from uir.api import Inspector, Plan, check_task, load
 from uir.commands._batch import output_names, run_each
 from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
@@ -36,6 +36,14 @@ EPILOG = """examples:
   uir restore photos/ "more/*.png" -o out/ --model nlm          a classic baseline (see uir eval --list)
   uir restore big.tif -o out/ --model M --tile 512 --device cuda
   uir restore photo.jpg -o out/ --engine torch                run in torch even where onnxruntime could
+  uir restore dusk.jpg -o out/ --task noise                   only the grain: exposure, colour, contrast kept
+  uir restore dark.png -o out/ --task low-light               brighten it (low-light enhancement)
+
+What is restored (--task): `auto` (the default) keeps every photo's exposure, letting a model brighten it only
+where the analysis (the shipped degradation classifier and the mean luminance) calls it underexposed; darker is
+allowed (haze and rain removal darken). Naming what is wrong decides it yourself: a name holding low light allows
+brightening; haze, rain or snow allow darkening only; the rest (noise, blur, JPEG...) keep the input's exposure,
+colour and contrast above 16 px and change finer detail only. --report writes the decision and its reason.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
@@ -67,6 +75,13 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument(
         "--model", default="default", help="a checkpoint path or a registered name (default: the shipped model)"
     )
+    p.add_argument(
+        "--task",
+        nargs="+",
+        default=["auto"],
+        metavar="NAME",
+        help="what is wrong: auto (default: the analysis decides) or degradation names, e.g. --task noise jpeg",
+    )
     p.add_argument("--compare", action="store_true", help="also write OUT/<name>_compare.jpg: input | restored")
     p.add_argument(
         "--report",
@@ -90,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")
+    task = check_task(args.task)
     logging.getLogger("uir.export").setLevel(logging.INFO)  # say so when the first use exports (~15 s)
     rank, world_size, local_rank = shard()
     device = args.device if world_size == 1 or not args.device.startswith("cuda") else f"cuda:{local_rank}"
@@ -108,14 +124,19 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model, device=device, engine=args.engine)
     inspector = Inspector.from_files(args.classifier, device=device) if args.report else None
 
+    brightened: list[Path] = []
+
     def work(path: Path) -> None:
         source = io.read_image(path)
         start = time.perf_counter()
-        restored = model.restore_tensor(source.image, tile=args.tile, overlap=args.overlap)
+        ((restored, plan),) = model.restore_planned(source.image, task=task, tile=args.tile, overlap=args.overlap)
+        restored = restored.to(source.image.dtype).cpu()
         seconds = time.perf_counter() - start
+        if plan.tone == "free":
+            brightened.append(path)
         io.save_like(names[path], restored, source, overwrite=args.overwrite, protected=paths)
         if inspector is not None:
-            report = restore_report(path, names[path], model.name, seconds, source.image, restored, inspector)
+            report = restore_report(path, names[path], model.name, seconds, source.image, restored, inspector, plan)
             io.write_text(names[path].with_suffix(".json"), report, overwrite=args.overwrite, protected=paths)
         if args.compare:
             picture = before_after(source.image, restored, model.name)
@@ -125,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     code = run_each(mine, work, desc="restoring" if world_size == 1 else f"restoring ({rank + 1}/{world_size})")
     if code == 0:
         print(f"uir: restored {len(mine)} image(s) into {args.out}{os.sep}", file=sys.stderr)
+        if task == ("auto",) and brightened:
+            said = ", ".join(p.name for p in brightened[:5]) + (", ..." if len(brightened) > 5 else "")
+            print(f"uir: {len(brightened)} looked underexposed and may have been brightened: {said}", file=sys.stderr)
     return code
 
 
@@ -141,14 +165,23 @@ def shard() -> tuple[int, int, int]:
 
 
 def restore_report(
-    source: Path, output: Path, model: str, seconds: float, before: Tensor, after: Tensor, inspector: Inspector
+    source: Path,
+    output: Path,
+    model: str,
+    seconds: float,
+    before: Tensor,
+    after: Tensor,
+    inspector: Inspector,
+    plan: Plan | None = None,
 ) -> str:
-    """The ``--report`` JSON of one image: files, model, time, and ``inspector``'s view before and after."""
+    """The ``--report`` JSON of one image: files, model, time, what was done and why (``plan``), and
+    ``inspector``'s view before and after."""
     report = {
         "input": str(source),
         "output": str(output),
         "model": model,
         "seconds": round(seconds, 4),
+        **({"plan": plan.to_dict()} if plan is not None else {}),
         "before": inspector.inspect(before, str(source)).to_dict(),
         "after": inspector.inspect(after, str(output)).to_dict(),
     }

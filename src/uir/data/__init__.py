@@ -24,7 +24,16 @@ from uir.data.datasets import (
     load_image,
     noise_seed,
 )
-from uir.data.layouts import LAYOUTS, Layout, Pair, Pairing, detect_layout, get_layout, pair_folder
+from uir.data.layouts import (
+    LAYOUTS,
+    Layout,
+    Pair,
+    Pairing,
+    detect_layout,
+    get_layout,
+    pair_dirs,
+    pair_folder,
+)
 
 __all__ = [
     "LAYOUTS",
@@ -43,6 +52,7 @@ __all__ = [
     "get_layout",
     "load_image",
     "noise_seed",
+    "pair_dirs",
     "pair_folder",
     "paired_crop",
     "paired_flip",

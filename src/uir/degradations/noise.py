@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from uir.degradations.base import Op, ParamRange, choice, lerp, log_lerp, register_op, uniform
+from uir.degradations.base import Op, ParamRange, choice, lerp, log_lerp, randint, register_op, uniform
 from uir.degradations.camera import BAYER_PATTERNS, bayer_mosaic, demosaic
-from uir.degradations.functional import linear_to_srgb, luma, srgb_to_linear
+from uir.degradations.compression import jpeg_compress
+from uir.degradations.functional import gaussian_blur, linear_to_srgb, luma, srgb_to_linear
 from uir.errors import UirError
 
 NOISE_KINDS = ("gaussian", "poisson", "salt-pepper")
@@ -156,6 +157,12 @@ register_op(
 _READ_SLOPE, _READ_OFFSET, _READ_JITTER = 2.18, 1.20, 0.26  # Brooks et al. 2019, fit over real cameras
 
 
+# A typical camera-RGB -> linear sRGB colour-correction matrix (rows sum to 1, so grey stays grey); the op draws a
+# strength t in [0, 1] and uses I + t·(CCM - I). Its off-diagonal terms correlate and amplify the noise across
+# channels as a camera's matrix does [ours: a representative of the matrices in Brooks et al. 2019].
+CAMERA_CCM = ((1.75, -0.60, -0.15), (-0.25, 1.55, -0.30), (0.05, -0.55, 1.50))
+
+
 def add_camera_noise(
     x: Tensor,
     shot: float,
@@ -163,13 +170,19 @@ def add_camera_noise(
     generator: torch.Generator,
     pattern: str = "RGGB",
     white_balance: tuple[float, float] = (2.0, 1.7),
+    ccm: float = 0.0,
+    nr: float = 0.0,
+    quality: int = 0,
 ) -> Tensor:
-    """Heteroscedastic sensor noise added on the Bayer raw, as in Brooks et al. 2019 ("Unprocessing images").
+    """Heteroscedastic sensor noise added on the Bayer raw, then a camera's processing, after Brooks et al. 2019.
 
-    The sRGB image is unprocessed to a linear raw mosaic (inverse sRGB curve, inverse white balance, Bayer
-    sampling), noise of variance ``shot·raw + read²`` is added per photosite, and the difference it makes
-    after edge-aware demosaicing is added back, so the noise comes out spatially and chromatically correlated
-    while the clean image suffers no demosaicing error of its own.
+    The sRGB image is unprocessed to a linear raw mosaic (inverse sRGB curve, inverse colour-correction matrix,
+    inverse white balance, Bayer sampling), noise of variance ``shot·raw + read²`` is added per photosite, and the
+    difference it makes after edge-aware demosaicing, white balance and the colour matrix is added back, so the
+    noise comes out spatially and chromatically correlated while the clean image suffers no demosaicing error of
+    its own. In-camera noise reduction (``nr``) smooths that difference, leaving the blotchy mid-frequency grain
+    of camera JPEGs (PolyU's noise: neighbour correlation 0.69, ``scripts/camera_noise_report.py``); ``quality``
+    then encodes the result as the camera's JPEG.
 
     Args:
         x: ``(B, 3, H, W)`` sRGB in [0, 1].
@@ -178,25 +191,36 @@ def add_camera_noise(
         generator: on ``x.device``.
         pattern: the Bayer pattern, one of ``BAYER_PATTERNS``.
         white_balance: the camera's red and blue gains, divided out before the noise and applied after.
+        ccm: strength of the colour-correction matrix ``CAMERA_CCM`` in [0, 1] (0: camera RGB = sRGB).
+        nr: in-camera noise reduction: the Gaussian sigma (px) that smooths the noise's luminance; its colour
+            is smoothed with 3·nr. 0: none.
+        quality: the camera's JPEG quality in [1, 100]; 0: no JPEG.
 
     Returns:
         ``(B, 3, H, W)`` sRGB in [0, 1].
     """
     if shot <= 0 and read <= 0:
-        return x.clone()
+        return x.clone() if quality <= 0 else jpeg_compress(x, quality)
     lin = srgb_to_linear(x)
+    matrix = torch.eye(3, dtype=x.dtype, device=x.device)
+    matrix = matrix + ccm * (x.new_tensor(CAMERA_CCM) - matrix)
+    camera = torch.einsum("ij,bjhw->bihw", torch.linalg.inv(matrix), lin)
     gains = x.new_tensor([white_balance[0], 1.0, white_balance[1]]).view(1, 3, 1, 1)
-    raw = bayer_mosaic(lin / gains, pattern)
+    raw = bayer_mosaic((camera / gains).clamp_min(0.0), pattern)
     std = (shot * raw + read**2).clamp_min(0.0).sqrt()
     noisy = raw + std * torch.randn(raw.shape, generator=generator, device=x.device, dtype=x.dtype)
     both = demosaic(torch.cat([noisy, raw]), pattern, "edge-aware")
-    delta = both[: x.shape[0]] - both[x.shape[0] :]
-    return linear_to_srgb(lin + delta * gains)
+    delta = torch.einsum("ij,bjhw->bihw", matrix, (both[: x.shape[0]] - both[x.shape[0] :]) * gains)
+    if nr > 0:  # cameras smooth colour noise harder than luminance noise
+        grey = luma(delta)
+        delta = gaussian_blur(grey, nr) + gaussian_blur(delta - grey, 3.0 * nr)
+    out = linear_to_srgb(lin + delta)
+    return out if quality <= 0 else jpeg_compress(out, quality)
 
 
 @dataclass(frozen=True)
 class CameraNoiseParams:
-    """Real camera noise on the raw mosaic.
+    """Real camera noise on the raw mosaic, and the camera's processing after it.
 
     Attributes:
         shot: shot-noise gain: variance ``shot·signal`` in linear raw units.
@@ -204,6 +228,9 @@ class CameraNoiseParams:
         pattern: the Bayer pattern.
         red_gain: white-balance gain of the red channel.
         blue_gain: white-balance gain of the blue channel.
+        ccm: strength of the colour-correction matrix (``CAMERA_CCM``).
+        nr: in-camera noise reduction: Gaussian sigma of the smoothing of the noise, px.
+        quality: the camera's JPEG quality; 0 for none (a raw developed to PNG/TIFF).
     """
 
     shot: float
@@ -211,6 +238,9 @@ class CameraNoiseParams:
     pattern: str
     red_gain: float
     blue_gain: float
+    ccm: float = 0.0
+    nr: float = 0.0
+    quality: int = 0
 
 
 def sample_camera_noise(severity: float, g: torch.Generator) -> CameraNoiseParams:
@@ -220,17 +250,18 @@ def sample_camera_noise(severity: float, g: torch.Generator) -> CameraNoiseParam
     # log(read²) = 2.18·log(shot) + 1.2 + N(0, 0.26²); the jitter is bounded at 2σ so it cannot outweigh s.
     jitter = _READ_JITTER * max(-2.0, min(2.0, torch.randn((), generator=g).item()))
     read = math.exp(0.5 * (_READ_SLOPE * math.log(shot) + _READ_OFFSET + jitter)) if shot > 0 else 0.0
-    return CameraNoiseParams(
-        shot=shot,
-        read=read,
-        pattern=choice(g, BAYER_PATTERNS),
-        red_gain=uniform(g, 1.9, 2.4),
-        blue_gain=uniform(g, 1.5, 1.9),
-    )
+    pattern = choice(g, BAYER_PATTERNS)
+    red_gain, blue_gain = uniform(g, 1.9, 2.4), uniform(g, 1.5, 1.9)
+    # The camera's processing, drawn after the sensor's parameters [ours]: most photos come out of the camera as
+    # JPEG (p = 0.75, quality 88-98); noise reduction from none to strong (PolyU's grain fits sigma 0.7-1.2).
+    ccm = uniform(g, 0.0, 1.0)
+    nr = uniform(g, 0.0, 1.5)
+    quality = randint(g, 88, 98) if uniform(g, 0.0, 1.0) < 0.75 else 0
+    return CameraNoiseParams(shot, read, pattern, red_gain, blue_gain, ccm, nr, quality)
 
 
 def apply_camera_noise(x: Tensor, p: CameraNoiseParams, g: torch.Generator) -> Tensor:
-    return add_camera_noise(x, p.shot, p.read, g, p.pattern, (p.red_gain, p.blue_gain))
+    return add_camera_noise(x, p.shot, p.read, g, p.pattern, (p.red_gain, p.blue_gain), p.ccm, p.nr, p.quality)
 
 
 register_op(
@@ -247,6 +278,9 @@ register_op(
             ParamRange("pattern", "RGGB|BGGR|GRBG|GBRG", "same", "random: uniform"),
             ParamRange("red_gain", "1.9-2.4", "1.9-2.4", "random: uniform"),
             ParamRange("blue_gain", "1.5-1.9", "1.5-1.9", "random: uniform"),
+            ParamRange("ccm", "0-1", "0-1", "random: uniform (strength of the colour matrix)"),
+            ParamRange("nr", "0-1.5", "0-1.5", "random: uniform (in-camera noise reduction)", "px"),
+            ParamRange("quality", "0 or 88-98", "0 or 88-98", "random: JPEG (p=0.75) at a uniform integer, else 0"),
         ),
     )
 )

@@ -10,6 +10,8 @@ a data set's score is the mean of its images' scores (METHODS §1). ``METRICS`` 
 - ``piqe``: MATLAB ``piqe`` (``uir.metrics.piqe``).
 - ``periodic_energy`` / ``artifact_score``: a fixed 2-/4-pixel pattern (a grid) added by a restorer, scored
   against the reference's own (``uir.metrics.artifacts``); ``uir eval`` reports it per set.
+- ``luminance_ratio`` / ``colour_shift``: did the output keep the input's exposure and colour balance
+  (``uir.metrics.tone``); ``uir eval`` reports both per set.
 
 No-reference metrics score the image as MATLAB would read it from an 8-bit file: values are clamped to
 [0, 1], quantized to 0–255 and converted with MATLAB's rounding.
@@ -37,12 +39,16 @@ from uir.metrics.niqe import niqe
 from uir.metrics.piqe import piqe
 from uir.metrics.reference import psnr, rgb_to_y, ssim
 from uir.metrics.registry import METRICS, Metric, get_metric
+from uir.metrics.tone import colour_shift, luminance_ratio, mean_luminance
 
 __all__ = [
     "METRICS",
     "Metric",
     "artifact_score",
+    "colour_shift",
     "get_metric",
+    "luminance_ratio",
+    "mean_luminance",
     "niqe",
     "periodic_energy",
     "piqe",

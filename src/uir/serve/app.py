@@ -33,14 +33,14 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, HTTPException, Request, UploadFile
+from fastapi import FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from uir import io
-from uir.api import Inspector, Model
+from uir.api import TASKS, Inspector, Model, check_task
 from uir.errors import UirError
 from uir.serve.guards import SLOT, Admission, BodyLimit, HostGuard
 from uir.serve.pool import InferencePool, Job, JobStopped, JobTimeout, PoolFull
@@ -96,7 +96,8 @@ def create_app(model: Model, *, limits: Limits | None = None, inspector: Inspect
 
     Args:
         model: what ``uir.load`` returned (or any object with ``name``, ``labels``, ``device`` and
-            ``restore_tensor((1, 3, H, W), stop_check=fn) -> (1, 3, H, W)``, calling ``fn`` between tiles).
+            ``restore_planned((1, 3, H, W), task=..., stop_check=fn) -> [(restored, plan)]``, calling ``fn``
+            between tiles).
         limits: upload size, pixel count, pool and queue, time limits and Host names; defaults from ``Limits``
             (any Host: ``uir serve`` on loopback passes ``LOCAL_HOSTS``).
         inspector: what ``/v1/inspect`` uses (``Inspector.from_files`` with a classifier, tree or perceiver);
@@ -161,16 +162,29 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
         response_class=Response,
         responses={200: {"content": {"image/png": {}, "image/tiff": {}}, "description": "the restored image"}},
     )
-    async def restore(request: Request, file: Upload) -> Response:
+    async def restore(
+        request: Request,
+        file: Upload,
+        task: Annotated[list[str], Query(description=f"auto, or what is wrong: {', '.join(TASKS[1:])}")] = ["auto"],  # noqa: B006
+    ) -> Response:
         """The restored image at full size: PNG for PNG, JPEG, WebP and BMP inputs, TIFF for TIFF; bit depth,
-        alpha and gray mode kept. Headers: ``X-Uir-Model``, ``X-Uir-Seconds`` (the model's time) and
+        alpha and gray mode kept. ``?task=noise&task=jpeg`` says what is wrong (default ``auto``: the exposure is
+        kept unless the photo is underexposed; see ``uir restore --help``). Headers: ``X-Uir-Model``,
+        ``X-Uir-Seconds`` (the model's time), ``X-Uir-Tone`` (what the tone guard allowed, and why) and
         ``Server-Timing`` (decode, restore, encode)."""
+        try:
+            names = check_task(task)
+        except UirError as err:
+            raise HTTPException(422, str(err)) from None
         name, data = await _upload(file, limits)
-        body, suffix, timings = await _in_pool(request, name, pool, limits, _restore_job, model, data, name)
+        body, suffix, timings, plan = await _in_pool(
+            request, name, pool, limits, _restore_job, model, data, name, names
+        )
         stem = PurePosixPath(name).stem or "image"
         headers = {
             "X-Uir-Model": model.name,
             "X-Uir-Seconds": f"{timings['restore']:.3f}",
+            "X-Uir-Tone": f"{plan.tone}; {plan.reason}".encode("ascii", "replace").decode(),
             "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
             "Content-Disposition": _attachment(f"{stem}_restored{suffix}"),
         }
@@ -184,22 +198,24 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
 
 
 def _restore_job(
-    model: Model, data: bytes, name: str, check: Callable[[], None]
-) -> tuple[bytes, str, dict[str, float]]:
-    """Decode, restore and encode like ``uir restore``; the encoded bytes, their suffix and each step's seconds.
+    model: Model, data: bytes, name: str, task: tuple[str, ...], check: Callable[[], None]
+) -> tuple[bytes, str, dict[str, float], Any]:
+    """Decode, restore and encode like ``uir restore``; the encoded bytes, their suffix, each step's seconds and
+    the plan (what the tone guard allowed).
 
     ``check`` raises to stop the job; the model calls it between tiles.
     """
     start = time.perf_counter()
     source = io.decode_image(data, name)
     decoded = time.perf_counter()
-    restored = model.restore_tensor(source.image, stop_check=check)
+    ((restored, plan),) = model.restore_planned(source.image, task=task, stop_check=check)
+    restored = restored.cpu()
     done = time.perf_counter()
     suffix = io.restored_suffix(f".{source.format}")
     with tempfile.TemporaryDirectory(prefix="uir-serve-") as folder:
         body = io.save_like(Path(folder) / f"restored{suffix}", restored, source).read_bytes()
     timings = {"decode": decoded - start, "restore": done - decoded, "encode": time.perf_counter() - done}
-    return body, suffix, timings
+    return body, suffix, timings, plan
 
 
 def _inspect_job(inspector: Inspector, data: bytes, name: str, check: Callable[[], None]) -> dict[str, Any]:
