@@ -20,7 +20,6 @@ import torch
 from uir.benchmarks import POLYU, get_protocol, iter_samples
 from uir.degradations.functional import linear_to_srgb, srgb_to_linear
 from uir.inspection import Inspector, is_underexposed, low_light_probability
-from uir.metrics import mean_luminance
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_root is None or not args.data_root.is_dir():
         raise SystemExit("exposure_cues: say where the data is with --data-root (or UIR_DATA_ROOT)")
     torch.set_grad_enabled(False)
-    classifier = Inspector.from_files(args.classifier).classifier
+    inspector = Inspector.from_files(args.classifier)
     uir5d = {s.name: s for s in get_protocol("uir-5d").sets}
     clean = [
         s.gt
@@ -57,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         lum, prob, dark = [], [], 0
         for x in images:
             x = (x.clamp(0, 1) * 255).round() / 255
-            y = float(mean_luminance(x)[0])
-            probs = classifier.classify(x[..., :512, :512])
+            probs, y = inspector.exposure(x)
             lum.append(y)
             prob.append(low_light_probability(probs))
             dark += is_underexposed(probs, y)

@@ -1,8 +1,9 @@
 """Torch vs onnxruntime on the CPU for a shipped model: one ``size``² image, whole and through uir's tiling.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/onnx_speed.py [--model default] [--size 1024] [--runs 3]
-Prints the median seconds of each engine (after one warm-up); the ONNX file is exported into the cache
-(``$UIR_CACHE`` or ``~/.cache/uir``) on first use, as ``uir restore --engine onnx`` does.
+Prints the median seconds of each engine (after one warm-up), the network alone; then what ``uir restore``'s
+analysis (the classifier on a 512-px crop) and tone guard add with ``task="auto"``. The ONNX file is exported into
+the cache (``$UIR_CACHE`` or ``~/.cache/uir``) on first use, as ``uir restore --engine onnx`` does.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 import uir
 from uir import io
 from uir.export import CHECK_IMAGE
+from uir.restore import restore_tensor
 
 
 def median_seconds(fn, runs: int) -> float:
@@ -42,9 +44,18 @@ def main() -> None:
     engines = {name: uir.load(args.model, engine=name) for name in ("torch", "onnx")}
     print(f"{args.model} at {args.size}², {torch.get_num_threads()} thread(s), median of {args.runs}")
     for mode, tile in (("whole image", 0), ("tiled (the model's tile)", None)):
-        times = {n: median_seconds(partial(m.restore_tensor, lq, tile=tile), args.runs) for n, m in engines.items()}
+        times = {
+            n: median_seconds(partial(restore_tensor, m.restorer, lq, tile=tile), args.runs) for n, m in engines.items()
+        }
         ratio = times["torch"] / times["onnx"]
         print(f"  {mode:26s} torch {times['torch']:.2f} s   onnxruntime {times['onnx']:.2f} s   ({ratio:.2f}×)")
+    onnx = engines["onnx"]
+    full = median_seconds(partial(onnx.restore_tensor, lq, task="auto"), args.runs)
+    network = median_seconds(partial(restore_tensor, onnx.restorer, lq), args.runs)
+    print(
+        f"  uir restore's analysis and tone guard (task auto) add {full - network:.2f} s"
+        f" to onnxruntime's {network:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
     python benchmarks/tone_guard.py --model default --data-root ../shared/data --every 2
     python benchmarks/tone_guard.py --model runs/x/final.safetensors --tolerance 0 --every 4
 
-Sets: CBSD68 darkened to exposure x0.6 (in linear light and in pixel values; nothing to repair, so the reference
-is the input), PolyU (real camera noise), and uir-5d's noise σ 25, Rain100L, haze, motion blur and low light.
+Sets: CBSD68 darkened to exposure x0.6 (``dark-linear``: in linear light, ``dark-srgb``: in pixel values; nothing
+to repair, so the reference is the input), PolyU (real camera noise), and uir-5d's noise σ 25, Rain100L, haze,
+motion blur and low light.
 Prints per set and policy: mean PSNR, and the mean and worst output/input mean-luminance ratio. ``--every N``
 keeps every N-th image of each set (a quicker look; 1 = all).
 """
@@ -49,8 +50,8 @@ def sets(data_root: Path, cache: Path, every: int):
         for sample in list(iter_samples(test_set, root, cache))[::every]:
             yield sample.lq, sample.gt
 
-    yield f"dark x{DARK_EXPOSURE:g} linear", dark("linear")
-    yield f"dark x{DARK_EXPOSURE:g} srgb", dark("srgb")
+    yield "dark-linear", dark("linear")
+    yield "dark-srgb", dark("srgb")
     yield "polyu", of(POLYU)
     for name in ("cbsd68-s25", "rain100l", "syn-haze", "syn-motion-blur", "syn-low-light"):
         yield name, of(uir5d[name])
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("runs/tone-guard-cache"), help="synthetic sets' cache")
     p.add_argument("--every", type=int, default=2, help="every N-th image of each set")
     p.add_argument("--tolerance", type=float, default=TONE_TOLERANCE, help="no-brightening's allowance")
+    p.add_argument("--sets", nargs="+", help="only these sets (names as printed; default all)")
     args = p.parse_args(argv)
     if args.data_root is None or not args.data_root.is_dir():
         raise SystemExit("tone_guard: say where the data is with --data-root (or UIR_DATA_ROOT)")
@@ -72,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {restorer.name}; no-brightening tolerance {args.tolerance:g}; every {args.every}th image")
     print(f"{'set':<20} {'n':>3} {'input':>7} " + " ".join(f"{q + ' dB':>18} {'lum mean/worst':>15}" for q in policies))
     for name, samples in sets(args.data_root, args.cache, args.every):
+        if args.sets and name not in args.sets:
+            continue
         scores = {q: [] for q in ("input", *policies)}
         ratios = {q: [] for q in policies}
         for lq, gt in samples:

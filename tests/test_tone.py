@@ -23,7 +23,7 @@ from uir.metrics import colour_shift, luminance_ratio
 from uir.restore import TONE_TOLERANCE, guard_tone
 
 
-def smooth(seed: int, h: int = 64, w: int = 80) -> torch.Tensor:
+def smooth(seed: int, h: int = 67, w: int = 83) -> torch.Tensor:
     array = np.asarray(smooth_photo(np.random.default_rng(seed), h, w), np.float32) / 255
     return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
 
@@ -63,8 +63,10 @@ def test_no_brightening_undoes_a_brightening_and_keeps_a_darkening() -> None:
     darker = x * 0.7  # dehazing darkens: allowed
     assert torch.equal(guard_tone(darker, x, "no-brightening"), darker)
     assert torch.equal(guard_tone(x * 1.6, x, "free"), x * 1.6)
-    with pytest.raises(ValueError, match="unknown tone policy"):
+    with pytest.raises(UirError, match="unknown tone policy"):
         guard_tone(x, x, "brighter")
+    with pytest.raises(UirError, match="differ in shape"):
+        guard_tone(x[..., 1:], x, "keep")
 
 
 def test_keep_takes_the_inputs_large_scale_and_the_outputs_detail() -> None:
@@ -102,7 +104,11 @@ def test_tasks_are_checked_in_one_line() -> None:
 
 def test_named_tasks_decide_the_tone() -> None:
     assert plan_for_tasks(["noise", "jpeg"]).tone == "keep"
+    assert plan_for_tasks(["downsample-noise-blur-jpeg"]).tone == "keep"
+    assert plan_for_tasks(["moire"]).tone == "no-brightening"  # fringes up to 40 px: keep would put them back
+    assert plan_for_tasks(["noise", "motion-blur"]).tone == "no-brightening"
     assert plan_for_tasks(["haze"]).tone == "no-brightening"
+    assert plan_for_tasks(["haze"]).hint == "haze" and plan_for_tasks(["haze", "noise"]).hint is None
     assert plan_for_tasks(["noise", "rain-streaks"]).tone == "no-brightening"
     assert plan_for_tasks(["low-light"]).tone == "free"
     assert plan_for_tasks(["lowlight-blur-noise"]).tone == "free"  # a mixture holding low light
@@ -113,13 +119,15 @@ def test_auto_brightens_only_what_the_analysis_calls_underexposed() -> None:
     assert float(dark.mean()) < LOW_LIGHT_MEAN
     sure = model_seeing({"low-light": 0.97, "clean": 0.03})
     plan = sure.plan(dark)
-    assert plan.tone == "free" and "underexposed" in plan.reason
+    assert plan.tone == "free" and plan.reason.startswith("underexposed") and plan.hint == "low-light"
     assert float(luminance_ratio(sure.restore_tensor(dark), dark)[0]) > 1.5
     unsure = model_seeing({"low-light": LOW_LIGHT_CONFIDENCE - 0.1, "clean": 0.2})
     assert unsure.plan(dark).tone == "no-brightening"
+    assert "low light below" in unsure.plan(dark).reason
     assert float(luminance_ratio(unsure.restore_tensor(dark), dark)[0]) <= 1 + TONE_TOLERANCE + 0.005
     bright = smooth(3) * 0.9
     assert sure.plan(bright).tone == "no-brightening"  # dark-looking to the classifier, but not dark
+    assert "bright enough" in sure.plan(bright).reason
     asked = model_seeing({"clean": 1.0})
     assert float(luminance_ratio(asked.restore_tensor(dark, task="low-light"), dark)[0]) > 1.5
     # The same through restore(): a NumPy photo keeps its exposure unless asked.
@@ -159,6 +167,8 @@ def test_restore_task_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["restore", str(photo), "-o", str(out), "--model", "identity", "--task", "noise", "dusk"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("uir: error: unknown task 'dusk'"), err
+    assert main(["restore", "-o", str(out), "--model", "identity", "--task", "noise", str(photo)]) == 2
+    assert "put --task after the inputs" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- scoring any pairs
@@ -211,6 +221,9 @@ def test_eval_scores_the_pipeline_with_task(tmp_path: Path, capsys: pytest.Captu
     args = ["eval", "--model", "identity", "--pairs", str(lq), str(gt), "--out", str(out), "--task", "noise"]
     assert main(args) == 0
     assert "identity [noise]" in capsys.readouterr().out
+    both = ["eval", "--model", "identity", "--pairs", str(lq), str(gt), "--benchmark", "uir-5d", "--out", str(out)]
+    assert main(both) == 2
+    assert "not both" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- the camera's noise

@@ -6,10 +6,10 @@ The command line and every other front-end call this module, never each other's 
     >>> model = uir.load()                                   # the shipped default model, on the CPU
     >>> restored = model.restore(photo)                      # doctest: +SKIP
 
-``restore`` keeps the photo's exposure and colour unless brightening is asked for or the photo is underexposed:
-``task="auto"`` (the default) lets the analysis decide (``uir.inspection``: a degradation classifier and the mean
-luminance); ``task="low-light"`` (or a list of names, ``task=["noise", "jpeg"]``) says what is wrong. See
-``plan_restore``.
+``restore`` never brightens a photo unless brightening is asked for or the photo is underexposed: ``task="auto"``
+(the default) lets the analysis decide (``uir.inspection``: a degradation classifier and the mean luminance);
+``task="low-light"`` (or a list of names, ``task=["noise", "jpeg"]``) says what is wrong, and naming only fine
+damage (noise, JPEG, lens blur) also keeps the photo's colour balance and large-scale contrast. See ``Model.plan``.
 
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
 [0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
@@ -40,7 +40,16 @@ from torch import Tensor
 
 from uir.degradations import ALL_TYPES, TYPES
 from uir.errors import UirError
-from uir.inspection import LOW_LIGHT, Inspection, Inspector
+from uir.inspection import (
+    CLEAN,
+    LOW_LIGHT,
+    LOW_LIGHT_CONFIDENCE,
+    LOW_LIGHT_MEAN,
+    Inspection,
+    Inspector,
+    is_underexposed,
+    low_light_probability,
+)
 from uir.restore import guard_tone, restore_tensor
 
 logger = logging.getLogger(__name__)
@@ -54,9 +63,10 @@ AUTO = "auto"
 TASKS = (AUTO, *ALL_TYPES)
 """What ``task`` accepts: ``auto`` (the analysis decides) or one or more degradation type names."""
 
-# The families whose restoration changes an image's large-scale look legitimately, by darkening it (haze and
-# weather veils removed); low light is the one that brightens.
-_DARKENING_FAMILIES = ("weather",)
+# The damage finer than the tone guard's 16-px scale, whose repair needs no large-scale change: a task made of these
+# ops alone keeps the input's exposure, colour and contrast (``keep``). Motion blur (trajectories up to 35 px) and
+# moire (periods up to 40 px) are not among them: keeping the input's large scale would put some of them back.
+_FINE_OPS = ("noise", "camera-noise", "jpeg", "gaussian-blur", "defocus-blur", "mosaic", "downsample")
 
 Task = str | Sequence[str]
 
@@ -67,6 +77,8 @@ def check_task(task: Task) -> tuple[str, ...]:
     Raises:
         UirError: an unknown name, an empty list, or ``auto`` mixed with names (one line, listing the valid ones).
     """
+    if task is None:
+        raise UirError(f"no task given: use auto or one or more of {', '.join(ALL_TYPES)}")
     names = (task,) if isinstance(task, str) else tuple(task)
     names = tuple(dict.fromkeys(str(n).strip() for n in names))
     unknown = [n for n in names if n not in TASKS]
@@ -90,6 +102,8 @@ class Plan:
         reason: one sentence for people.
         low_light: the analysis' probability of low light (``None`` when no analysis ran).
         mean_luminance: the input's mean luminance, when the analysis ran.
+        hint: the task told to restorers that need one (``classic-best``): the named task when there is one, under
+            ``auto`` the classifier's likeliest type (``clean`` when it sees nothing wrong).
     """
 
     task: tuple[str, ...]
@@ -97,21 +111,25 @@ class Plan:
     reason: str
     low_light: float | None = None
     mean_luminance: float | None = None
+    hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "task": list(self.task)}
 
 
 def plan_for_tasks(names: Sequence[str]) -> Plan:
-    """The plan for named tasks: ``free`` if one of them holds low light, ``no-brightening`` if one holds a
-    weather op (haze, rain, snow: their removal darkens), ``keep`` otherwise."""
+    """The plan for named tasks: ``free`` if one of them holds low light, ``keep`` if all their ops are fine damage
+    (noise, JPEG, lens blur, mosaic: ``_FINE_OPS``), ``no-brightening`` otherwise (haze, rain, snow, motion blur,
+    moire: their repair may darken or change large scales)."""
     ops = {op for name in names for op in TYPES[name].ops}
-    families = {TYPES[op].family for op in ops if op in TYPES}
+    hint = names[0] if len(names) == 1 else None
     if LOW_LIGHT in ops:
-        return Plan(tuple(names), "free", "low-light enhancement asked for: brightening allowed")
-    if families & set(_DARKENING_FAMILIES):
-        return Plan(tuple(names), "no-brightening", "no low light asked for: the exposure is kept (darker allowed)")
-    return Plan(tuple(names), "keep", "only fine detail asked for: exposure, colour and contrast kept")
+        return Plan(tuple(names), "free", "low-light enhancement asked for: brightening allowed", hint=hint)
+    if ops <= set(_FINE_OPS):
+        return Plan(tuple(names), "keep", "only fine damage named: exposure, colour and contrast kept", hint=hint)
+    return Plan(
+        tuple(names), "no-brightening", "no low light asked for: the exposure is kept (darker allowed)", hint=hint
+    )
 
 
 class Model:
@@ -176,7 +194,7 @@ class Model:
         for i in range(image.shape[0]):
             one = image[i : i + 1].to(self.device, torch.float32)
             plan = self.plan(one, names)
-            hint = [plan.task[0]] if len(plan.task) == 1 and plan.task[0] != AUTO else None
+            hint = None if plan.hint is None else [plan.hint]
             restored = restore_tensor(self.restorer, one, tasks=hint, tile=tile, overlap=overlap, stop_check=stop_check)
             results.append((guard_tone(restored, one, plan.tone), plan))
         return results
@@ -195,13 +213,18 @@ class Model:
             return plan_for_tasks(names)
         if self.analysis is None:
             self.analysis = _inspector("default", None, None, str(self.device))
-        dark, low, luminance = self.analysis.exposure(image)
-        if dark:
-            reason = f"underexposed (low light {low:.0%}, mean luminance {luminance:.2f}): brightening allowed"
-            return Plan(names, "free", reason, round(low, 4), round(luminance, 4))
-        why = "not underexposed" if low < 0.5 else f"dark-looking but bright enough (mean luminance {luminance:.2f})"
-        reason = f"{why} (low light {low:.0%}): the exposure is kept (darker allowed)"
-        return Plan(names, "no-brightening", reason, round(low, 4), round(luminance, 4))
+        probs, luminance = self.analysis.exposure(image)
+        low = low_light_probability(probs)
+        hint = max(probs, key=probs.get) if probs else CLEAN
+        figures = {"low_light": round(low, 4), "mean_luminance": round(luminance, 4), "hint": hint}
+        said = f"low light {low:.0%}, mean luminance {luminance:.2f}"
+        if is_underexposed(probs, luminance):
+            return Plan(names, "free", f"underexposed ({said}): brightening allowed", **figures)
+        if low < LOW_LIGHT_CONFIDENCE:
+            why = f"not underexposed: low light below {LOW_LIGHT_CONFIDENCE:.0%} ({said})"
+        else:
+            why = f"not underexposed: bright enough, mean luminance at or above {LOW_LIGHT_MEAN} ({said})"
+        return Plan(names, "no-brightening", f"{why}; the exposure is kept (darker allowed)", **figures)
 
     def restore(self, image: ImageLike, *, task: Task = AUTO, tile: int | None = None, overlap: int = 32) -> ImageLike:
         """Restore a NumPy array, a PIL image or a tensor; the result has the input's type, shape and dtype.

@@ -293,15 +293,14 @@ def _shrink(image: torch.Tensor) -> torch.Tensor:
 def synthesize(test_set: TestSet, clean_root: Path, cache_dir: Path) -> Path:
     """Make (or reuse) the cached lq/gt folder of a synthetic set; returns the folder.
 
-    The cache is keyed by a hash of the recipe and the clean file names, and rebuilt when either changes;
-    building it twice gives byte-identical files.
+    The cache is keyed by a hash of the recipe, the clean file names and ``ENGINE_VERSION``, and rebuilt when one
+    changes; building it twice gives byte-identical files.
     """
     recipe = test_set.synthesis
     assert recipe is not None
     clean = io.list_images([clean_root])[recipe.offset :: recipe.every]
-    key = hashlib.sha256(json.dumps([asdict(recipe), [p.name for p in clean]], sort_keys=True).encode()).hexdigest()[
-        :12
-    ]
+    recipe_key = [asdict(recipe), [p.name for p in clean], D.ENGINE_VERSION]
+    key = hashlib.sha256(json.dumps(recipe_key, sort_keys=True).encode()).hexdigest()[:12]
     folder = cache_dir / f"{test_set.name}-{key}"
     if (folder / "done.json").is_file():
         return folder

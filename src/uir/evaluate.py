@@ -309,27 +309,33 @@ def to_markdown(result: EvalResult) -> str:
         ]
         lines += [f"| {m} | " + " | ".join(f"{s.artifact(m):.2f}" for s in sets) + " |" for m in sets[0].scores]
         lines.append("")
-    models = [m for m in result.sets[0].luminance]
-    if models:
-        lines += [
-            "Tone (output over input: mean-luminance ratio, mean (worst); colour shift, mean (worst)):",
-            "",
-            "| model | " + " | ".join(s.name for s in result.sets) + " |",
-            "|---" * (len(result.sets) + 1) + "|",
-        ]
-        for m in models:
-            cells = []
-            for s in result.sets:
-                t = s.tone(m)
-                cells.append(
-                    f"{t['luminance_ratio']:.3f} ({t['worst_luminance_ratio']:.3f}); "
-                    f"{t['colour_shift']:.3f} ({t['worst_colour_shift']:.3f})"
-                )
-            lines.append(f"| {m} | " + " | ".join(cells) + " |")
-        lines.append("")
+    lines += _tone_table(result)
     for m in result.missing:
         lines.append(f"- `{m['set']}`: data missing (expects {m['expects']}; tried {m['tried']})")
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _tone_table(result: EvalResult) -> list[str]:
+    """The markdown lines of the tone table (output over input), one row per model; none for the input."""
+    models = list(result.sets[0].luminance)
+    if not models:
+        return []
+    lines = [
+        "Tone (output over input: mean-luminance ratio, mean (worst); colour shift, mean (worst)):",
+        "",
+        "| model | " + " | ".join(s.name for s in result.sets) + " |",
+        "|---" * (len(result.sets) + 1) + "|",
+    ]
+    for m in models:
+        cells = []
+        for s in result.sets:
+            t = s.tone(m)
+            cells.append(
+                f"{t['luminance_ratio']:.3f} ({t['worst_luminance_ratio']:.3f}); "
+                f"{t['colour_shift']:.3f} ({t['worst_colour_shift']:.3f})"
+            )
+        lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def write_results(result: EvalResult, out_dir: Path) -> tuple[Path, Path]:

@@ -50,12 +50,15 @@ UNSURE = 0.35
 
 LOW_LIGHT = "low-light"
 LOW_LIGHT_CONFIDENCE = 0.8
-"""The probability of low light (summed over the types that hold it) above which a dark photo is underexposed."""
+"""The probability of low light (summed over the types that hold it) at or above which a dark photo is
+underexposed."""
 
 LOW_LIGHT_MEAN = 0.25
-"""The mean luminance (0-1) below which a photo can be underexposed: uir-5d's low-light inputs lie at 0.035-0.19
-(mean 0.07), CBSD68 at 0.31-0.69, at 0.6x exposure 0.24-0.55, PolyU's real photos 0.08-0.83
-(``benchmarks/exposure_cues.py``)."""
+"""The mean luminance (0-1) below which a photo can be underexposed. Luminance alone does not separate: uir-5d's
+low-light inputs lie at 0.035-0.19, but CBSD68's clean photos reach down to 0.22 (at 0.6x exposure to 0.17) and
+PolyU's real photos to 0.075; the shipped classifier's p(low light) does (0.96-0.98 against at most 0.61), and the
+two together call 34 of 34 low-light inputs and none of 372 others underexposed
+(``python benchmarks/exposure_cues.py --data-root ../shared/data``, docs/real-photos.md)."""
 
 
 class Classifier(Protocol):
@@ -80,7 +83,7 @@ class Inspection:
     tree_path: list[int] | None
     quality_tiers: dict[str, float] | None
     verdict: str
-    mean_luminance: float = float("nan")
+    mean_luminance: float | None = None
     underexposed: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +99,8 @@ class Inspection:
         niqe = f", NIQE {self.niqe:.2f}" if self.niqe is not None else ", NIQE – (smaller than 96 px)"
         lines.append(f"  quality: PIQE {self.piqe:.1f} ({self.piqe_grade}){niqe} (lower is better)")
         exposure = {True: "underexposed", False: "not underexposed", None: "underexposure not judged (no classifier)"}
-        lines.append(f"  exposure: mean luminance {self.mean_luminance:.2f}, {exposure[self.underexposed]}")
+        if self.mean_luminance is not None:
+            lines.append(f"  exposure: mean luminance {self.mean_luminance:.2f}, {exposure[self.underexposed]}")
         if self.quality_tiers is not None:
             tiers = ", ".join(f"{k} {v:.0%}" for k, v in self.quality_tiers.items())
             lines.append(f"  quality tier: {tiers}")
@@ -193,7 +197,7 @@ class Inspector:
         if self.tree is not None:
             tree_path = [int(n) for n in self.tree.tree_path(crop)]
         verdict = _verdict(piqe_score, degradations, tiers)
-        luminance = float(mean_luminance(image.float().cpu())[0])
+        luminance = _luminance(image)
         dark = None if degradations is None else is_underexposed(degradations, luminance)
         return Inspection(
             path, int(width), int(height), piqe_score, piqe_grade(piqe_score), niqe_score, degradations, tree_path,
@@ -201,14 +205,18 @@ class Inspector:
         )  # fmt: skip
 
     @torch.no_grad()
-    def exposure(self, image: Tensor) -> tuple[bool, float, float]:
-        """Whether ``(1, 3, H, W)`` is underexposed (see the module), its probability of low light and its mean
-        luminance: the cheap part of ``inspect`` that ``uir restore`` needs (no PIQE or NIQE)."""
+    def exposure(self, image: Tensor) -> tuple[dict[str, float], float]:
+        """The classifier's probabilities for ``(1, 3, H, W)`` and its mean luminance: what ``is_underexposed``
+        needs, the cheap part of ``inspect`` that ``uir restore`` runs (no PIQE or NIQE)."""
         if self.classifier is None:
             raise UirError("judging underexposure needs a degradation classifier")
         probs = self.classifier.classify(_center_crop(image, CROP_SIDE).to(self.device, torch.float32))
-        luminance = float(mean_luminance(image.float().cpu())[0])
-        return is_underexposed(probs, luminance), low_light_probability(probs), luminance
+        return probs, _luminance(image)
+
+
+def _luminance(image: Tensor) -> float:
+    """Mean Rec. 601 luma of ``(1, 3, H, W)``, from float32 channel means on the image's own device."""
+    return float(mean_luminance(image.float().mean(dim=(2, 3), keepdim=True))[0])
 
 
 def low_light_probability(probs: dict[str, float]) -> float:

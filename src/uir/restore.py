@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from uir.errors import UirError
 from uir.restorer_registry import Restorer
 
 
@@ -158,7 +159,11 @@ def guard_tone(
         0.204
     """
     if policy not in TONE_POLICIES:
-        raise ValueError(f"unknown tone policy {policy!r}; one of {', '.join(TONE_POLICIES)}")
+        raise UirError(f"unknown tone policy {policy!r}; one of {', '.join(TONE_POLICIES)}")
+    if restored.shape != source.shape:
+        raise UirError(
+            f"the restored image {tuple(restored.shape)} and its input {tuple(source.shape)} differ in shape"
+        )
     if policy == "free":
         return restored
     if policy == "keep":

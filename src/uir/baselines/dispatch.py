@@ -85,7 +85,7 @@ class ClassicBest:
         check_batch(lq, self.name)
         if tasks is None or len(tasks) != lq.shape[0]:
             got = "none" if tasks is None else f"{len(tasks)} for {lq.shape[0]} images"
-            raise UirError(f"classic-best is an oracle: it needs one task label per image (tasks=...), got {got}")
+            raise UirError(f"classic-best is an oracle: it needs one task label per image (--task NAME), got {got}")
         out = torch.empty_like(lq)
         for name in sorted({self.route(t) for t in tasks}):
             idx = [i for i, t in enumerate(tasks) if self.route(t) == name]

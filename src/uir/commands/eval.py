@@ -21,8 +21,8 @@ EPILOG = """examples:
 same names (degraded, clean); every image needs its partner. Each set's table also gives the tone: the outputs'
 mean-luminance ratio to their inputs and colour shift (uir.metrics.tone).
 
-Benchmarks: 3d, 5d, uir-5d, unseen-noise, mixed, real (see docs/BENCHMARKS.md). --data-root defaults to
-$UIR_DATA_ROOT. A set whose data is missing is reported with the files and layout it expects.
+Benchmarks: 3d, 5d, uir-5d, unseen-noise, mixed, all-types, fidelity, real-noise, real (docs/BENCHMARKS.md).
+--data-root defaults to $UIR_DATA_ROOT. A set whose data is missing is reported with the files and layout it expects.
 """
 
 
@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         formatter_class=formatter,
     )
     p.add_argument("--model", nargs="+", metavar="M", help="registered names or checkpoint paths")
-    p.add_argument("--benchmark", default="uir-5d", help="protocol name (default uir-5d)")
+    p.add_argument("--benchmark", help="protocol name (default uir-5d)")
     p.add_argument(
         "--pairs", nargs=2, type=Path, metavar=("LQ_DIR", "GT_DIR"), help="score your own pairs instead of a benchmark"
     )
@@ -80,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         raise UirError("say where to write the results with --out")
     task = check_task(args.task) if args.task else None
     if args.pairs:
+        if args.benchmark:
+            raise UirError("--pairs scores your own pairs: give it or --benchmark, not both")
+        if args.pairs_task != "unknown" and args.pairs_task != "clean":
+            check_task(args.pairs_task)
         protocol = pairs_protocol(*args.pairs, task=args.pairs_task)
         args.data_root = args.data_root or Path(".")
     else:
@@ -87,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             raise UirError("say where the data is with --data-root (or set UIR_DATA_ROOT)")
         if not args.data_root.is_dir():
             raise UirError(f"{args.data_root}: no such folder")
-        protocol = get_protocol(args.benchmark)
+        protocol = get_protocol(args.benchmark or "uir-5d")
     if task is None:
         restorers = [load_restorer(spec, device=args.device) for spec in args.model]
     else:

@@ -68,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         epilog=EPILOG,
         formatter_class=formatter,
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument(
         "-o", "--out", type=Path, default=Path("restored"), help="output folder (default: restored/, made if needed)"
     )
@@ -105,6 +105,11 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tile is not None and args.tile < 0:
         raise UirError(f"--tile must be 0 or positive, got {args.tile}")
+    taken = [t for t in args.task if Path(t).exists()]
+    if taken:
+        raise UirError(f"--task {taken[0]!r} is a file: put --task after the inputs, or write --task=NAME")
+    if not args.inputs:
+        raise UirError("say what to restore: one or more image files, folders or glob patterns")
     task = check_task(args.task)
     logging.getLogger("uir.export").setLevel(logging.INFO)  # say so when the first use exports (~15 s)
     rank, world_size, local_rank = shard()
@@ -123,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     model = load(args.model, device=device, engine=args.engine)
     inspector = Inspector.from_files(args.classifier, device=device) if args.report else None
+    if inspector is not None and inspector.classifier is not None:
+        model.analysis = inspector  # one classifier decides the plan and reports before and after
 
     brightened: list[Path] = []
 

@@ -367,21 +367,15 @@ def detect_layout(root: str | Path) -> str:
 
 
 def pair_dirs(lq_dir: str | Path, gt_dir: str | Path) -> Pairing:
-    """Pair the images of two folders by file stem (``1.jpg`` <-> ``1.png``), strictly: every image on each side
-    must have its partner, so a score is never silently taken on part of a set.
-
-    Raises:
-        UirError: a missing folder, a folder without images, the same folder twice, or files without a partner
-            (the first few named, with their count).
-    """
+    """Pair two folders' images by stem (``1.jpg`` <-> ``1.png``), strictly: a file without its partner, a missing
+    or empty folder, or the same folder twice is a ``UirError`` (the first few unpaired files named)."""
     lq_path, gt_path = _check_root(lq_dir), _check_root(gt_dir)
     if lq_path.resolve() == gt_path.resolve():
         raise UirError(f"{lq_path}: the degraded and the clean folder are the same folder")
     lq_files, lq_other = _scan(lq_path)
     gt_files, gt_other = _scan(gt_path)
-    for folder, files in ((lq_path, lq_files), (gt_path, gt_files)):
-        if not files:
-            raise UirError(f"{folder}: no images in it")
+    for folder in (p for p, files in ((lq_path, lq_files), (gt_path, gt_files)) if not files):
+        raise UirError(f"{folder}: no images in it")
     pairs, unmatched = _match(lq_files, gt_files, _stem, _stem)
     if unmatched:
         names = ", ".join(str(u) for u in unmatched[:3]) + (", ..." if len(unmatched) > 3 else "")

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 from uir.degradations.base import (
+    ENGINE_VERSION,
     OPS,
     TYPES,
     DegradationRecord,
@@ -32,6 +33,7 @@ from uir.degradations.catalog import ALL_TYPES, MIXED_TYPES, MIXES, SINGLE_TYPES
 
 __all__ = [
     "ALL_TYPES",
+    "ENGINE_VERSION",
     "MIXED_TYPES",
     "MIXES",
     "OPS",
