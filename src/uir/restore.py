@@ -124,7 +124,8 @@ TONE_SCALE = 16
 
 TONE_TOLERANCE = 0.02
 """How much brighter than its input ``no-brightening`` lets an output's local mean be (2 %): with none, denoising
-σ 25 loses 0.14 dB where clipped noise brightened the input near white (``benchmarks/tone_guard.py``)."""
+σ 25 lost 0.17 dB (clipped noise had brightened the input near white), with 2 % 0.02 dB (``python
+benchmarks/tone_guard.py --model M --every 4 --tolerance 0 --sets cbsd68-s25``, docs/real-photos.md)."""
 
 _LUMA = (0.299, 0.587, 0.114)
 
