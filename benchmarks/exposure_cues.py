@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from uir.benchmarks import POLYU, get_protocol, iter_samples
-from uir.degradations.functional import linear_to_srgb, srgb_to_linear
+from uir.degradations.functional import scale_exposure
 from uir.inspection import Inspector, is_underexposed, low_light_probability
 
 
@@ -44,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         if POLYU.locate(args.data_root)
         else [],
         "cbsd68": clean,
-        "cbsd68 x0.8 linear": [linear_to_srgb(srgb_to_linear(x) * 0.8) for x in clean],
-        "cbsd68 x0.6 linear": [linear_to_srgb(srgb_to_linear(x) * 0.6) for x in clean],
-        "cbsd68 x0.6 srgb": [x * 0.6 for x in clean],
+        "cbsd68 x0.8 linear": [scale_exposure(x, 0.8) for x in clean],
+        "cbsd68 x0.6 linear": [scale_exposure(x, 0.6) for x in clean],
+        "cbsd68 x0.6 srgb": [scale_exposure(x, 0.6, "srgb") for x in clean],
     }
     print(f"{'set':<20} {'n':>3} {'mean luminance (range)':>26} {'p(low light) (range)':>24} underexposed")
     for name, images in groups.items():

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from uir.benchmarks import POLYU, get_protocol, iter_samples
+from uir.degradations.functional import scale_exposure
 from uir.metrics import luminance_ratio, psnr
 from uir.restore import TONE_POLICIES, TONE_TOLERANCE, guard_tone, restore_tensor
 from uir.restorers import load_restorer
@@ -30,17 +31,13 @@ DARK_EXPOSURE = 0.6
 
 def sets(data_root: Path, cache: Path, every: int):
     """``(name, samples)`` pairs: each sample ``(lq, gt)``."""
-    from uir.degradations.functional import linear_to_srgb, srgb_to_linear
-
     uir5d = {s.name: s for s in get_protocol("uir-5d").sets}
     clean = uir5d["cbsd68-s25"]
     folder = clean.locate(data_root)
 
     def dark(space: str):
         for sample in list(iter_samples(get_protocol("fidelity").sets[0], folder, cache))[::every]:
-            x = sample.gt
-            d = linear_to_srgb(srgb_to_linear(x) * DARK_EXPOSURE) if space == "linear" else x * DARK_EXPOSURE
-            d = (d.clamp(0, 1) * 255).round() / 255
+            d = (scale_exposure(sample.gt, DARK_EXPOSURE, space) * 255).round() / 255
             yield d, d
 
     def of(test_set):

@@ -17,13 +17,7 @@ import os
 from pathlib import Path
 
 from uir import io
-from uir.degradations.functional import linear_to_srgb, srgb_to_linear
-
-
-def darken(image, exposure: float, space: str):
-    if space == "linear":
-        return linear_to_srgb(srgb_to_linear(image) * exposure).clamp(0, 1)
-    return (image * exposure).clamp(0, 1)
+from uir.degradations.functional import scale_exposure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     for e in args.exposure:
         folder = args.out / f"x{e:g}"
         for path in photos:
-            dark = darken(io.read_image(path).image, e, args.space)
+            dark = scale_exposure(io.read_image(path).image, e, args.space)
             for side in ("lq", "gt"):
                 io.write_image(folder / side / f"{path.stem}.png", dark, overwrite=True)
         print(f"{folder}: {len(photos)} photos at exposure x{e:g} ({args.space})")

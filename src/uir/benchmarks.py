@@ -256,15 +256,11 @@ def iter_samples(test_set: TestSet, root: Path, cache_dir: Path, limit: int | No
     elif test_set.kind == "paired":
         dataset = PairedDataset(root, label=test_set.task)
         items = ((Path(s["path"]).name, s["lq"], s["gt"]) for s in (dataset[i] for i in range(_n(len(dataset), limit))))
-    elif test_set.kind == "pairs":
-        pairs = pair_dirs(*test_set.paths).pairs
-        items = (
-            (p.gt.name, io.read_image(p.lq).image[0], io.read_image(p.gt).image[0])
-            for p in pairs[: _n(len(pairs), limit)]
-        )
-    elif test_set.kind == "synthetic":
-        folder = synthesize(test_set, root, cache_dir)
-        pairs = pair_folder(folder, layout="paired").pairs
+    elif test_set.kind in ("pairs", "synthetic"):
+        if test_set.kind == "pairs":
+            pairs = pair_dirs(*test_set.paths).pairs
+        else:
+            pairs = pair_folder(synthesize(test_set, root, cache_dir), layout="paired").pairs
         items = (
             (p.gt.name, io.read_image(p.lq).image[0], io.read_image(p.gt).image[0])
             for p in pairs[: _n(len(pairs), limit)]

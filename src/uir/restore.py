@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from uir.degradations.functional import luma
 from uir.errors import UirError
 from uir.restorer_registry import Restorer
 
@@ -127,8 +128,6 @@ TONE_TOLERANCE = 0.02
 σ 25 lost 0.17 dB (clipped noise had brightened the input near white), with 2 % 0.02 dB (``python
 benchmarks/tone_guard.py --model M --every 4 --tolerance 0 --sets cbsd68-s25``, docs/real-photos.md)."""
 
-_LUMA = (0.299, 0.587, 0.114)
-
 
 def _local_mean(x: Tensor, scale: int) -> Tensor:
     h, w = x.shape[-2:]
@@ -169,8 +168,7 @@ def guard_tone(
         return restored
     if policy == "keep":
         return (restored - _local_mean(restored, scale) + _local_mean(source, scale)).clamp(0, 1)
-    weights = restored.new_tensor(_LUMA).view(1, 3, 1, 1)
-    out_luma = _local_mean((restored * weights).sum(1, keepdim=True), scale)
-    in_luma = _local_mean((source * weights).sum(1, keepdim=True), scale)
+    out_luma = _local_mean(luma(restored), scale)
+    in_luma = _local_mean(luma(source), scale)
     gain = ((1 + tolerance) * (in_luma + 1e-5) / (out_luma + 1e-5)).clamp(max=1.0)
     return (restored * gain).clamp(0, 1)

@@ -24,6 +24,16 @@ def linear_to_srgb(x: Tensor) -> Tensor:
     return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.clamp_min(1e-12) ** (1 / 2.4) - 0.055)
 
 
+def scale_exposure(x: Tensor, factor: float, space: str = "linear") -> Tensor:
+    """An sRGB image at ``factor`` times its exposure: the light scaled (``linear``, as a shorter exposure does) or
+    the pixel values (``srgb``, darker at the same factor); in [0, 1]."""
+    if space == "linear":
+        return linear_to_srgb(srgb_to_linear(x) * factor)
+    if space == "srgb":
+        return (x * factor).clamp(0.0, 1.0)
+    raise ValueError(f"unknown exposure space {space!r}: linear or srgb")
+
+
 def luma(x: Tensor) -> Tensor:
     """Rec. 601 luma of an RGB batch: ``(B, 3, H, W)`` to ``(B, 1, H, W)``."""
     w = x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)

@@ -11,23 +11,22 @@ Both compare a restored image with what went in (not with the reference), image 
 Example:
     >>> import torch
     >>> x = torch.full((1, 3, 8, 8), 0.4)
-    >>> float(luminance_ratio(x * 1.5, x)[0]), round(float(colour_shift(x * 1.5, x)[0]), 6)
+    >>> round(float(luminance_ratio(x * 1.5, x)[0]), 6), round(float(colour_shift(x * 1.5, x)[0]), 6)
     (1.5, 0.0)
 """
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
+from uir.degradations.functional import luma
+
 _EPS = 1e-6
-_LUMA = (0.299, 0.587, 0.114)
 
 
 def mean_luminance(x: Tensor) -> Tensor:
     """``(B,)`` mean Rec. 601 luma of ``(B, 3, H, W)`` RGB in [0, 1], float64."""
-    weights = x.new_tensor(_LUMA, dtype=torch.float64).view(1, 3)
-    return (x.double().mean(dim=(2, 3)) * weights).sum(dim=1)
+    return luma(x.double().mean(dim=(2, 3), keepdim=True)).flatten()
 
 
 def luminance_ratio(restored: Tensor, source: Tensor) -> Tensor:
