@@ -72,7 +72,9 @@ class SlowModel:
         self.started = threading.Semaphore(0)
         self.calls = 0
 
-    def restore_planned(self, image: torch.Tensor, task: object = None, stop_check: object = None) -> list:
+    def restore_planned(
+        self, image: torch.Tensor, task: object = None, strength: object = None, stop_check: object = None
+    ) -> list:
         self.calls += 1
         self.started.release()
         assert self.release.wait(30)
@@ -91,7 +93,11 @@ class TiledModel:
         self.tiles = 0
 
     def restore_planned(
-        self, image: torch.Tensor, task: object = None, stop_check: Callable[[], object] | None = None
+        self,
+        image: torch.Tensor,
+        task: object = None,
+        strength: object = None,
+        stop_check: Callable[[], object] | None = None,
     ) -> list:
         def piece(x: torch.Tensor) -> torch.Tensor:
             self.tiles += 1
@@ -330,7 +336,9 @@ def test_nothing_left_on_disk(client: TestClient, rng: np.random.Generator, monk
 
 def test_internal_error_is_one_line_500(rng: np.random.Generator) -> None:
     class Broken(SlowModel):
-        def restore_planned(self, image: torch.Tensor, task: object = None, stop_check: object = None) -> list:
+        def restore_planned(
+            self, image: torch.Tensor, task: object = None, strength: object = None, stop_check: object = None
+        ) -> list:
             raise RuntimeError("boom\nwith a second line")
 
     with TestClient(create_app(Broken())) as client:
@@ -764,3 +772,15 @@ def test_restore_takes_a_task_and_says_what_the_tone_guard_allowed(rng: np.rando
         assert response.headers["X-Uir-Tone"].startswith("keep; ")
         bad = client.post("/v1/restore?task=night", files=upload(data))
         assert bad.status_code == 422 and bad.json()["detail"].startswith("unknown task 'night'")
+
+
+def test_restore_takes_a_strength_and_says_what_was_applied(rng: np.random.Generator) -> None:
+    data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    with TestClient(create_app(uir.load("identity"))) as client:
+        response = client.post("/v1/restore?task=noise&strength=0.25", files=upload(data))
+        assert response.status_code == 200
+        assert response.headers["X-Uir-Strength"] == "0.25"
+        assert "strength 0.25 as asked" in response.headers["X-Uir-Tone"]
+        for bad in ("1.5", "half", "nan"):
+            answer = client.post(f"/v1/restore?strength={bad}", files=upload(data))
+            assert answer.status_code == 422 and answer.json()["detail"].startswith("strength must be auto or")

@@ -14,7 +14,7 @@ from uir.degradations import apply, draw
 from uir.errors import UirError
 from uir.methods import load_classifier
 from uir.metrics import psnr
-from uir.pretrained import DEFAULT_MODEL, SHIPPED, shipped_classifier_path, shipped_path
+from uir.pretrained import DEFAULT_MODEL, SHIPPED, shipped_analysis_path, shipped_classifier_path, shipped_path
 from uir.restorers import available_restorers, load_restorer
 
 
@@ -89,7 +89,7 @@ def test_restore_without_model_uses_the_default_and_writes_a_comparison(
 
 
 def test_the_shipped_classifier_names_what_the_default_model_restores(clean: torch.Tensor) -> None:
-    classifier = load_classifier("default")
+    classifier = load_classifier("classifier-5d")
     assert shipped_classifier_path().stat().st_size > 1_000_000
     assert set(classifier.labels) == {"noise", "haze", "rain-streaks", "motion-blur", "low-light", "clean"}
     for kind, severity in [("noise", 0.6), ("haze", 0.6), ("low-light", 0.8)]:
@@ -134,3 +134,16 @@ def test_interpolate_weights_blends_two_fine_tunes_into_a_loadable_model(
         monkeypatch.setattr("sys.argv", ["interpolate_weights.py", *argv])
         with pytest.raises(SystemExit, match=message):
             script.main()
+
+
+def test_the_shipped_analysis_calls_clean_photos_and_restored_ones_clean(clean: torch.Tensor) -> None:
+    analysis, base = load_classifier("default"), load_classifier("classifier-5d")
+    assert type(analysis).__name__ == "CalibratedClassifier" and type(base).__name__ == "DegradationClassifier"
+    assert shipped_analysis_path().stat().st_size < 200_000  # the fitted layer only: the encoder is the base's
+    assert analysis.labels == ["noise", "haze", "rain-streaks", "motion-blur", "low-light", "clean"]
+    probs = analysis.classify(clean)
+    assert max(probs, key=probs.get) == "clean", probs
+    for kind, severity in [("noise", 0.6), ("haze", 0.6), ("low-light", 0.8), ("rain-streaks", 0.6)]:
+        probs = analysis.classify(apply(clean, draw(kind, severity, seed=3)))
+        assert max(probs, key=probs.get) == kind, probs
+        assert sum(probs.values()) == pytest.approx(1.0)

@@ -31,6 +31,7 @@ from torch import Tensor
 from uir.degradations import TYPES
 from uir.errors import UirError
 from uir.metrics import mean_luminance, niqe, piqe
+from uir.metrics.estimates import jpeg_file_quality, jpeg_quality, noise_sigma
 
 PIQE_GRADES = ("excellent", "good", "fair", "poor", "bad")
 """PIQE's quality scale (Venkatanath et al., 2015): 0–20 excellent, 21–35 good, 36–50 fair, 51–80 poor, 81–100 bad."""
@@ -42,8 +43,21 @@ CROP_SIDE = 512
 """Learned parts look at the centre crop of this side, at the image's own resolution (degradations such as noise
 change when an image is shrunk)."""
 
+ESTIMATE_SIDE = 256
+"""The blind severity estimates (noise σ, JPEG quality) look at the centre crop of this side (their cost grows with
+the pixels: about 0.4 s and 0.15 s at this side on one core)."""
+
 CLEAN = "clean"
 """The class of a classifier trained with undegraded images too (the shipped one is): its verdict is "looks clean"."""
+
+CLEAN_CONFIDENCE = 0.9
+"""The probability of ``clean`` at or above which ``uir restore --strength auto`` may leave a photo as it is (if the
+model would change it little too: ``uir.api.SMALL_CHANGE_DB``). With the shipped analysis, 45 of CBSD68's 68 clean
+photos reach it, and 1 of Rain100L's 100 rainy photos, 2 of uir-5d's 34 hazy ones (severity 0.25, fainter than the
+analysis is calibrated for) and 3 of its 34 motion-blurred ones (``python benchmarks/strength_cues.py --data-root
+../shared/data --no-estimates``, docs/models/analysis-5d.md). The bare classifier-5d could not tell: on every fourth
+photo of each set, clean ones reached at most 0.73 and hazy, rainy and blurred ones up to 0.76 (``--classifier
+classifier-5d --every 4``)."""
 
 UNSURE = 0.35
 """Below this top probability the classifier's answer is reported as unsure."""
@@ -56,8 +70,9 @@ underexposed."""
 LOW_LIGHT_MEAN = 0.25
 """The mean luminance (0-1) below which a photo can be underexposed. Luminance alone does not separate: uir-5d's
 low-light inputs lie at 0.035-0.19, but CBSD68's clean photos reach down to 0.22 (at 0.6x exposure to 0.17) and
-PolyU's real photos to 0.075; the shipped classifier's p(low light) does (0.96-0.98 against at most 0.61), and the
-two together call 34 of 34 low-light inputs and none of 372 others underexposed
+PolyU's real photos to 0.075; the shipped analysis' p(low light) does (1.00 against at most 0.39; the bare
+classifier's 0.96-0.98 against at most 0.61), and the two together call 34 of 34 low-light inputs and none of 372
+others underexposed
 (``python benchmarks/exposure_cues.py --data-root ../shared/data``, docs/real-photos.md)."""
 
 
@@ -85,6 +100,8 @@ class Inspection:
     verdict: str
     mean_luminance: float | None = None
     underexposed: bool | None = None
+    noise_sigma: float | None = None
+    jpeg_quality: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +118,13 @@ class Inspection:
         exposure = {True: "underexposed", False: "not underexposed", None: "underexposure not judged (no classifier)"}
         if self.mean_luminance is not None:
             lines.append(f"  exposure: mean luminance {self.mean_luminance:.2f}, {exposure[self.underexposed]}")
+        if self.noise_sigma is not None:
+            quality = (
+                f"JPEG quality about {self.jpeg_quality:.0f}"
+                if self.jpeg_quality is not None
+                else "no JPEG compression found"
+            )
+            lines.append(f"  severity: noise σ about {self.noise_sigma:.1f} (of 255), {quality}")
         if self.quality_tiers is not None:
             tiers = ", ".join(f"{k} {v:.0%}" for k, v in self.quality_tiers.items())
             lines.append(f"  quality tier: {tiers}")
@@ -118,7 +142,8 @@ def piqe_grade(score: float) -> str:
     return next((g for g, b in zip(PIQE_GRADES, bounds, strict=False) if score <= b), PIQE_GRADES[-1])
 
 
-def _center_crop(image: Tensor, side: int) -> Tensor:
+def center_crop(image: Tensor, side: int) -> Tensor:
+    """The centre ``side`` × ``side`` crop of ``(..., H, W)`` (the whole of a side that is shorter)."""
     h, w = image.shape[-2:]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
     return image[..., top : top + side, left : left + side]
@@ -187,7 +212,7 @@ class Inspector:
         small = shrink(image.float().cpu(), SCORE_SIDE)
         piqe_score = float(piqe(small)[0])
         niqe_score = float(niqe(small)[0]) if min(small.shape[-2:]) >= 96 else None
-        crop = _center_crop(image, CROP_SIDE).to(self.device, torch.float32)
+        crop = center_crop(image, CROP_SIDE).to(self.device, torch.float32)
         degradations = tiers = tree_path = None
         if self.classifier is not None:
             probs = self.classifier.classify(crop)
@@ -199,9 +224,10 @@ class Inspector:
         verdict = _verdict(piqe_score, degradations, tiers)
         luminance = _luminance(image)
         dark = None if degradations is None else is_underexposed(degradations, luminance)
+        sigma, quality = severity(image, path)
         return Inspection(
             path, int(width), int(height), piqe_score, piqe_grade(piqe_score), niqe_score, degradations, tree_path,
-            tiers, verdict, luminance, dark,
+            tiers, verdict, luminance, dark, sigma, quality,
         )  # fmt: skip
 
     @torch.no_grad()
@@ -210,8 +236,29 @@ class Inspector:
         needs, the cheap part of ``inspect`` that ``uir restore`` runs (no PIQE or NIQE)."""
         if self.classifier is None:
             raise UirError("judging underexposure needs a degradation classifier")
-        probs = self.classifier.classify(_center_crop(image, CROP_SIDE).to(self.device, torch.float32))
+        probs = self.classifier.classify(center_crop(image, CROP_SIDE).to(self.device, torch.float32))
         return probs, _luminance(image)
+
+
+def severity(image: Tensor, path: str | None = None) -> tuple[float | None, float | None]:
+    """Blind estimates of how much damage (``uir.metrics.estimates``, docs/severity.md): the noise σ in 8-bit units
+    and the JPEG quality the image was last saved at, on the centre ``ESTIMATE_SIDE`` crop; the quality is read
+    from the file's own tables when ``path`` is a JPEG file. ``None`` where the crop is too small (σ) or no JPEG
+    compression is found (quality)."""
+    crop = center_crop(image.float().cpu().clamp(0, 1), ESTIMATE_SIDE)
+    if min(crop.shape[-2:]) < 32:
+        return None, None
+    sigma = round(float(noise_sigma(crop)[0]), 2)
+    quality = None
+    if path is not None and Path(path).is_file():
+        try:
+            quality = jpeg_file_quality(path)
+        except (OSError, ValueError):  # a file PIL cannot read: judge from the pixels
+            quality = None
+    if quality is None:
+        found = float(jpeg_quality(crop)[0])
+        quality = None if found != found else found  # nan: none found
+    return sigma, quality
 
 
 def _luminance(image: Tensor) -> float:

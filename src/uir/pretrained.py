@@ -122,9 +122,14 @@ DEFAULT_MODEL = "nafnet-small-uir"
 
 
 SHIPPED_CLASSIFIER = "classifier-5d.safetensors"
-"""The degradation classifier ``uir inspect`` and ``uir restore --report`` use by default
-(``load_classifier("default")``): a MaskDCPT classifier of the five types the default model restores, and clean
-(docs/models/classifier-5d.md)."""
+"""The shipped degradation classifier (``load_classifier("classifier-5d")``): a MaskDCPT classifier of the five types
+the default model restores, and clean (docs/models/classifier-5d.md); the shipped analysis sits on its encoder."""
+
+
+SHIPPED_ANALYSIS = "analysis-5d.safetensors"
+"""The calibrated degradation analysis (``uir.methods.analysis``) on ``SHIPPED_CLASSIFIER``'s encoder: what
+``load_classifier("default")`` returns, so ``uir inspect``, ``uir restore`` (task and strength ``auto``) and
+``uir serve`` use it by default; ``classifier-5d`` names the bare classifier (docs/models/analysis-5d.md)."""
 
 
 def _weights_file(file: str, what: str) -> Path:
@@ -151,6 +156,11 @@ def shipped_path(name: str) -> Path:
 def shipped_classifier_path() -> Path:
     """The file of the shipped degradation classifier (``SHIPPED_CLASSIFIER``)."""
     return _weights_file(SHIPPED_CLASSIFIER, "the default degradation classifier")
+
+
+def shipped_analysis_path() -> Path:
+    """The file of the shipped calibrated analysis (``SHIPPED_ANALYSIS``)."""
+    return _weights_file(SHIPPED_ANALYSIS, "the default degradation analysis")
 
 
 def load_shipped(name: str, device: str = "cpu", flips: int = 1) -> ModelRestorer:

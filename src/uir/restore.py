@@ -172,3 +172,25 @@ def guard_tone(
     in_luma = _local_mean(luma(source), scale)
     gain = ((1 + tolerance) * (in_luma + 1e-5) / (out_luma + 1e-5)).clamp(max=1.0)
     return (restored * gain).clamp(0, 1)
+
+
+def apply_strength(restored: Tensor, source: Tensor, strength: float) -> Tensor:
+    """Scale a correction: ``source + strength · (restored − source)``, so ``0`` gives the input back unchanged and
+    ``1`` the restored image as it is (``uir restore --strength``).
+
+    Example:
+        >>> x = torch.full((1, 3, 4, 4), 0.2)
+        >>> round(float(apply_strength(x + 0.1, x, 0.5).mean()), 3)
+        0.25
+    """
+    if not 0.0 <= strength <= 1.0:
+        raise UirError(f"strength must be from 0 to 1, got {strength}")
+    if restored.shape != source.shape:
+        raise UirError(
+            f"the restored image {tuple(restored.shape)} and its input {tuple(source.shape)} differ in shape"
+        )
+    if strength == 1.0:
+        return restored
+    if strength == 0.0:
+        return source.clone()
+    return (source + strength * (restored - source)).clamp(0, 1)

@@ -14,10 +14,12 @@ EPILOG = """examples:
   uir eval --model identity --benchmark real --data-root ../shared/data --out runs/real --limit 5
   uir eval --model default --benchmark real-noise --data-root ../shared/data --out runs/polyu --task auto
   uir eval --model default nlm --pairs my/noisy my/clean --out runs/mine
+  uir eval --model default --benchmark fidelity --data-root ../shared/data --out runs/fid --task auto --strength 0.5
   uir eval --list
 
 --task scores the models as `uir restore` runs them (the analysis and the tone guard included; `auto` is what
-`uir restore` does by default); without it, the bare networks. --pairs scores any two folders of images with the
+`uir restore` does by default; --strength as `uir restore --strength`, default auto); without them, the bare
+networks. --pairs scores any two folders of images with the
 same names (degraded, clean); every image needs its partner. Each set's table also gives the tone: the outputs'
 mean-luminance ratio to their inputs and colour shift (uir.metrics.tone).
 
@@ -46,6 +48,11 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         metavar="NAME",
         help="score the models as `uir restore --task NAME...` runs them (auto: its default), not the bare networks",
     )
+    p.add_argument(
+        "--strength",
+        metavar="S",
+        help="with --task (auto when --task is not given): how much of the correction, 0-1 or auto (default auto)",
+    )
     p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"), help="where the data sets are")
     p.add_argument("--out", type=Path, help="output folder (results.json, results.md, grids/)")
     p.add_argument("--cache", type=Path, help="where synthetic sets are cached (default OUT/cache)")
@@ -57,7 +64,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from uir.api import check_task, load  # heavy: run() loads it, not `uir --help`
+    from uir.api import check_strength, check_task, load  # heavy: run() loads it, not `uir --help`
     from uir.benchmarks import PROTOCOLS, get_protocol, pairs_protocol  # heavy: run() loads it, not `uir --help`
     from uir.evaluate import (  # heavy: run() loads it, not `uir --help`
         evaluate,
@@ -79,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out is None:
         raise UirError("say where to write the results with --out")
     task = check_task(args.task) if args.task else None
+    strength = check_strength(args.strength) if args.strength is not None else "auto"
+    if args.strength is not None and task is None:
+        task = check_task("auto")  # a strength is the pipeline's: score it as uir restore runs it
     if args.pairs:
         if args.benchmark:
             raise UirError("--pairs scores your own pairs: give it or --benchmark, not both")
@@ -95,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     if task is None:
         restorers = [load_restorer(spec, device=args.device) for spec in args.model]
     else:
-        restorers = [load(spec, device=args.device).as_restorer(task) for spec in args.model]
+        restorers = [load(spec, device=args.device).as_restorer(task, strength) for spec in args.model]
     name_apart(restorers, args.model)
     identities = [model_identity(r, spec) for r, spec in zip(restorers, args.model, strict=True)]
     result = evaluate(

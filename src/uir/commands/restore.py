@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from uir import io
-from uir.api import Inspector, Plan, check_task, load
+from uir.api import Inspector, Plan, check_strength, check_task, load
 from uir.commands._batch import output_names, run_each
 from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
@@ -38,12 +38,17 @@ EPILOG = """examples:
   uir restore photo.jpg -o out/ --engine torch                run in torch even where onnxruntime could
   uir restore dusk.jpg -o out/ --task noise                   only the grain: exposure, colour, contrast kept
   uir restore dark.png -o out/ --task low-light               brighten it (low-light enhancement)
+  uir restore photo.jpg -o out/ --strength 0.5                half the correction: between input and output
 
 What is restored (--task): `auto` (the default) keeps every photo's exposure, letting a model brighten it only
 where the analysis (the shipped degradation classifier and the mean luminance) calls it underexposed; darker is
 allowed (haze and rain removal darken). Naming what is wrong decides it yourself: a name holding low light allows
 brightening; haze, rain or snow allow darkening only; the rest (noise, blur, JPEG...) keep the input's exposure,
 colour and contrast above 16 px and change finer detail only. --report writes the decision and its reason.
+
+How much (--strength): a number from 0 to 1 scales the correction (0.5: halfway between the input and the model's
+output; 0: the input, unchanged); `auto` (the default) leaves a photo as it is where the analysis calls it clean
+with high confidence (the report says so) and restores the rest fully.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
@@ -82,6 +87,12 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         metavar="NAME",
         help="what is wrong: auto (default: the analysis decides) or degradation names, e.g. --task noise jpeg",
     )
+    p.add_argument(
+        "--strength",
+        default="auto",
+        metavar="S",
+        help="how much of the correction: 0-1, or auto (default: clean-looking photos are left as they are)",
+    )
     p.add_argument("--compare", action="store_true", help="also write OUT/<name>_compare.jpg: input | restored")
     p.add_argument(
         "--report",
@@ -110,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         raise UirError(f"--task {taken[0]!r} is a file: put --task after the inputs, or write --task=NAME")
     if not args.inputs:
         raise UirError("say what to restore: one or more image files, folders or glob patterns")
-    task = check_task(args.task)
+    task, strength = check_task(args.task), check_strength(args.strength)
     logging.getLogger("uir.export").setLevel(logging.INFO)  # say so when the first use exports (~15 s)
     rank, world_size, local_rank = shard()
     device = args.device if world_size == 1 or not args.device.startswith("cuda") else f"cuda:{local_rank}"
@@ -132,15 +143,20 @@ def run(args: argparse.Namespace) -> int:
         model.analysis = inspector  # one classifier decides the plan and reports before and after
 
     brightened: list[Path] = []
+    untouched: list[Path] = []
 
     def work(path: Path) -> None:
         source = io.read_image(path)
         start = time.perf_counter()
-        ((restored, plan),) = model.restore_planned(source.image, task=task, tile=args.tile, overlap=args.overlap)
+        ((restored, plan),) = model.restore_planned(
+            source.image, task=task, strength=strength, tile=args.tile, overlap=args.overlap
+        )
         restored = restored.to(source.image.dtype).cpu()
         seconds = time.perf_counter() - start
-        if plan.tone == "free":
+        if plan.tone == "free" and plan.strength > 0:
             brightened.append(path)
+        if plan.strength == 0 and strength == "auto":
+            untouched.append(path)
         io.save_like(names[path], restored, source, overwrite=args.overwrite, protected=paths)
         if inspector is not None:
             report = restore_report(path, names[path], model.name, seconds, source.image, restored, inspector, plan)
@@ -156,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         if task == ("auto",) and brightened:
             said = ", ".join(p.name for p in brightened[:5]) + (", ..." if len(brightened) > 5 else "")
             print(f"uir: {len(brightened)} looked underexposed and may have been brightened: {said}", file=sys.stderr)
+        if untouched:
+            said = ", ".join(p.name for p in untouched[:5]) + (", ..." if len(untouched) > 5 else "")
+            print(f"uir: {len(untouched)} looked clean and were left as they are: {said}", file=sys.stderr)
     return code
 
 

@@ -40,11 +40,12 @@ from torch import Tensor, nn
 
 from uir.checkpoint import export_safetensors, read_safetensors
 from uir.errors import UirError
+from uir.methods.analysis import CalibratedClassifier, is_analysis_file, load_analysis
 from uir.methods.registry import TrainedRun, method_from_checkpoint, register_method
 from uir.models.backbones import Restormer, TransformerBlock, create_backbone
 from uir.models.heads import ClassificationHead, DegradationClassifier
 from uir.models.layers import masked_mean, pad_to_multiple
-from uir.pretrained import shipped_classifier_path
+from uir.pretrained import shipped_analysis_path, shipped_classifier_path
 
 CLASSIFIER_FORMAT = "uir-maskdcpt-classifier"
 """The ``format`` metadata of the file :func:`export_classifier` writes (not loadable as restoration weights)."""
@@ -320,10 +321,16 @@ def export_classifier(run: str | Path, path: str | Path | None = None) -> Path:
     return export_safetensors(path or checkpoint.with_name("classifier.safetensors"), state, metadata)
 
 
-def load_classifier(path: str | Path) -> DegradationClassifier:
-    """A pre-trained MaskDCPT classifier, in eval mode, from :func:`export_classifier`'s file or a run/checkpoint.
+SHIPPED_BASE = "classifier-5d"
+"""The shipped MaskDCPT classifier by name: what the shipped calibrated analysis names as its base."""
 
-    ``"default"`` is the classifier shipped with uir (``uir.pretrained.SHIPPED_CLASSIFIER``).
+
+def load_classifier(path: str | Path) -> DegradationClassifier | CalibratedClassifier:
+    """A pre-trained MaskDCPT classifier, in eval mode, from :func:`export_classifier`'s file or a run/checkpoint;
+    or a calibrated analysis (``uir.methods.analysis``) from its file, on the classifier it names.
+
+    ``"default"`` is the calibrated analysis shipped with uir (``uir.pretrained.SHIPPED_ANALYSIS``), on the
+    shipped classifier; ``"classifier-5d"`` is that classifier alone (``uir.pretrained.SHIPPED_CLASSIFIER``).
 
     Raises:
         UirError: not such a file, or a checkpoint of another method.
@@ -334,10 +341,14 @@ def load_classifier(path: str | Path) -> DegradationClassifier:
         {'noise': 0.91, 'haze': 0.01, ...}
     """
     if str(path) == "default":
+        return load_analysis(shipped_analysis_path(), load_classifier)
+    if str(path) == SHIPPED_BASE:
         path = shipped_classifier_path()
     path = Path(path)
     if path.suffix != ".safetensors":
         return _load_run(path).method.classifier().eval()
+    if is_analysis_file(path):
+        return load_analysis(path, load_classifier)
     return _classifier_from_file(path).eval()
 
 

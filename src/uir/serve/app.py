@@ -40,7 +40,7 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
 from uir import io
-from uir.api import TASKS, Inspector, Model, check_task
+from uir.api import TASKS, Inspector, Model, check_strength, check_task
 from uir.errors import UirError
 from uir.serve.guards import SLOT, Admission, BodyLimit, HostGuard
 from uir.serve.pool import InferencePool, Job, JobStopped, JobTimeout, PoolFull
@@ -166,25 +166,28 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
         request: Request,
         file: Upload,
         task: Annotated[list[str], Query(description=f"auto, or what is wrong: {', '.join(TASKS[1:])}")] = ["auto"],  # noqa: B006
+        strength: Annotated[str, Query(description="how much of the correction: 0-1, or auto")] = "auto",
     ) -> Response:
         """The restored image at full size: PNG for PNG, JPEG, WebP and BMP inputs, TIFF for TIFF; bit depth,
         alpha and gray mode kept. ``?task=noise&task=jpeg`` says what is wrong (default ``auto``: the exposure is
-        kept unless the photo is underexposed; see ``uir restore --help``). Headers: ``X-Uir-Model``,
-        ``X-Uir-Seconds`` (the model's time), ``X-Uir-Tone`` (what the tone guard allowed, and why) and
-        ``Server-Timing`` (decode, restore, encode)."""
+        kept unless the photo is underexposed; see ``uir restore --help``); ``?strength=0.5`` scales the correction
+        (default ``auto``: photos that look clean with high confidence come back as they are). Headers:
+        ``X-Uir-Model``, ``X-Uir-Seconds`` (the model's time), ``X-Uir-Tone`` (what the tone guard allowed, and
+        why), ``X-Uir-Strength`` (the strength applied) and ``Server-Timing`` (decode, restore, encode)."""
         try:
-            names = check_task(task)
+            names, amount = check_task(task), check_strength(strength)
         except UirError as err:
             raise HTTPException(422, str(err)) from None
         name, data = await _upload(file, limits)
         body, suffix, timings, plan = await _in_pool(
-            request, name, pool, limits, _restore_job, model, data, name, names
+            request, name, pool, limits, _restore_job, model, data, name, names, amount
         )
         stem = PurePosixPath(name).stem or "image"
         headers = {
             "X-Uir-Model": model.name,
             "X-Uir-Seconds": f"{timings['restore']:.3f}",
             "X-Uir-Tone": f"{plan.tone}; {plan.reason}".encode("ascii", "replace").decode(),
+            "X-Uir-Strength": f"{plan.strength:g}",
             "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
             "Content-Disposition": _attachment(f"{stem}_restored{suffix}"),
         }
@@ -198,7 +201,7 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
 
 
 def _restore_job(
-    model: Model, data: bytes, name: str, task: tuple[str, ...], check: Callable[[], None]
+    model: Model, data: bytes, name: str, task: tuple[str, ...], strength: float | str, check: Callable[[], None]
 ) -> tuple[bytes, str, dict[str, float], Any]:
     """Decode, restore and encode like ``uir restore``; the encoded bytes, their suffix, each step's seconds and
     the plan (what the tone guard allowed).
@@ -208,7 +211,7 @@ def _restore_job(
     start = time.perf_counter()
     source = io.decode_image(data, name)
     decoded = time.perf_counter()
-    ((restored, plan),) = model.restore_planned(source.image, task=task, stop_check=check)
+    ((restored, plan),) = model.restore_planned(source.image, task=task, strength=strength, stop_check=check)
     restored = restored.cpu()
     done = time.perf_counter()
     suffix = io.restored_suffix(f".{source.format}")
