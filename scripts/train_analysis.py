@@ -45,6 +45,7 @@ from uir.methods.analysis import (
     fit_logistic,
     fit_temperature,
 )
+from uir.models.heads import DegradationClassifier
 
 TYPES = ("noise", "haze", "rain-streaks", "motion-blur", "low-light")
 LABELS = (*TYPES, "clean")
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"train_analysis: {args.data}: no such folder")
     torch.set_grad_enabled(False)
     classifier = load_classifier(args.classifier)
+    if not isinstance(classifier, DegradationClassifier):
+        raise SystemExit(f"train_analysis: --classifier {args.classifier} is an analysis; name a bare classifier")
     restorers = [load(spec) for spec in args.restorer]
     splits = {name: split_features(args, name, spec, classifier, restorers) for name, spec in SPLITS.items()}
     test = split_features(args, "test", TEST, classifier, restorers)

@@ -104,3 +104,45 @@ def test_an_analysis_file_loads_back_to_the_same_probabilities(tmp_path: Path) -
     assert asked == ["tiny"] and loaded.classify(x) == pytest.approx(probs)
     with pytest.raises(UirError, match="inconsistent shapes"):
         CalibratedClassifier(base, LABELS[:2], *layer, temperature=1.0)
+
+
+def test_a_damaged_or_mismatched_analysis_file_is_one_line_error(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    base = tiny_base()
+    width = analysis_features(base, photo(1)).shape[1]
+    layer = (torch.zeros(width), torch.ones(width), torch.zeros(3, width), torch.zeros(3))
+    path = export_analysis(tmp_path / "a.safetensors", CalibratedClassifier(base, LABELS, *layer, 1.0), "tiny")
+    with safe_open(str(path), framework="pt") as file:
+        meta = dict(file.metadata())
+    state = load_file(str(path))
+    cases = {
+        "no-temperature.safetensors": ({k: v for k, v in meta.items() if k != "temperature"}, state, "damaged"),
+        "bad-json.safetensors": ({**meta, "labels": "[noise"}, state, "damaged"),
+        "cold.safetensors": ({**meta, "temperature": "-1"}, state, "not a positive number"),
+        "narrow.safetensors": (meta, {**state, "mean": state["mean"][:-1]}, "features"),
+    }
+    for name, (m, st, said) in cases.items():
+        save_file(st, str(tmp_path / name), m)
+        with pytest.raises(UirError, match=said) as err:
+            load_analysis(tmp_path / name, lambda _: base)
+        assert "\n" not in str(err.value)
+    with pytest.raises(UirError, match="not a MaskDCPT classifier"):
+        load_analysis(path, lambda _: object())
+
+
+def test_thumbnails_get_finite_probabilities() -> None:
+    base = tiny_base()
+    width = analysis_features(base, photo(1)).shape[1]
+    layer = (torch.zeros(width), torch.ones(width), torch.randn(3, width) * 0.01, torch.zeros(3))
+    analysis = CalibratedClassifier(base, LABELS, *layer, temperature=1.0).eval()
+    for h, w in ((1, 1), (5, 9), (15, 40)):
+        probs = analysis.classify(torch.rand(1, 3, h, w))
+        assert all(np.isfinite(list(probs.values()))), (h, w, probs)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cues_run_on_cuda() -> None:
+    x = photo(2)
+    assert torch.allclose(cues(x.cuda()).cpu(), cues(x), atol=1e-4)

@@ -89,7 +89,7 @@ def test_auto_leaves_what_looks_clean_and_changes_little_as_it_is() -> None:
     sure = model_seeing({"clean": CLEAN_CONFIDENCE, "noise": 1 - CLEAN_CONFIDENCE}, amount=small)
     ((out, plan),) = sure.restore_planned(x)
     assert torch.equal(out, x) and plan.strength == 0.0, plan
-    assert plan.reason.startswith("looks clean") and plan.reason.endswith("left as it is")
+    assert "; looks clean (90% >= 90%) and the model" in plan.reason and plan.reason.endswith("left as it is")
     assert not torch.equal(sure.restore_tensor(x, task="noise"), x)  # a named task: the user says it is damaged
     assert not torch.equal(sure.restore_tensor(x, strength=1), x)  # a number: as asked
     assert torch.equal(sure.restore_tensor(x, strength=0), x)
@@ -136,3 +136,9 @@ def test_eval_scores_the_pipeline_at_a_strength(tmp_path: Path, capsys: pytest.C
     assert "identity [noise, strength 0.5]" in capsys.readouterr().out
     assert main([*args, "--strength", "1.5"]) == 2
     assert "strength must be auto or a number" in capsys.readouterr().err
+
+
+def test_strength_takes_numpy_numbers() -> None:
+    assert check_strength(np.float32(0.5)) == 0.5 and check_strength(np.int64(1)) == 1.0
+    with pytest.raises(UirError):
+        check_strength(np.bool_(True))  # type: ignore[arg-type]

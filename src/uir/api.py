@@ -11,8 +11,8 @@ The command line and every other front-end call this module, never each other's 
 ``task="low-light"`` (or a list of names, ``task=["noise", "jpeg"]``) says what is wrong, and naming only fine
 damage (noise, JPEG, lens blur) also keeps the photo's colour balance and large-scale contrast. ``strength`` scales
 the correction: ``1`` is the model's full output, ``0.5`` halfway between it and the input, ``0`` the input; ``auto``
-(the default) leaves photos that the analysis calls clean with high confidence as they are and restores the rest
-fully. See ``Model.plan``.
+(the default) leaves photos that the analysis calls clean with high confidence, and that the model would change
+little, as they are and restores the rest fully. See ``Model.plan``.
 
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
 [0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
@@ -33,6 +33,7 @@ import dataclasses
 import functools
 import logging
 import math
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -115,7 +116,7 @@ def check_strength(strength: Strength) -> float | str:
             value = float(strength)
         except ValueError:
             raise UirError(said) from None
-    elif isinstance(strength, (int, float)) and not isinstance(strength, bool):
+    elif isinstance(strength, numbers.Real) and not isinstance(strength, (bool, np.bool_)):
         value = float(strength)
     else:
         raise UirError(said)
@@ -139,7 +140,7 @@ class Plan:
         hint: the task told to restorers that need one (``classic-best``): the named task when there is one, under
             ``auto`` the classifier's likeliest type (``clean`` when it sees nothing wrong).
         strength: how much of the correction was applied (``uir.restore.apply_strength``): 1 all of it, 0 none
-            (the input comes back unchanged, and the model does not run).
+            (the input comes back unchanged; with a strength of 0 asked for, the model does not run).
         clean: the analysis' probability that the photo is clean (``None`` when no analysis ran).
     """
 
@@ -189,7 +190,7 @@ class Model:
         self.device = torch.device(device)
         self.name: str = getattr(restorer, "name", type(restorer).__name__)
         self.labels: list[str] = list(getattr(restorer, "labels", []))
-        self.analysis: Inspector | None = None  # loaded on the first task="auto" (the shipped classifier)
+        self.analysis: Inspector | None = None  # loaded on the first task="auto" (the shipped analysis)
 
     def __repr__(self) -> str:
         return f"uir.Model(name={self.name!r}, device={str(self.device)!r})"
@@ -277,7 +278,7 @@ class Model:
             return dataclasses.replace(plan, strength=strength, reason=f"{plan.reason}; {said}")
         if plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE and plan.tone != "free":
             said = f"looks clean ({plan.clean:.0%} >= {CLEAN_CONFIDENCE:.0%})"
-            return dataclasses.replace(plan, strength=0.0, reason=said)
+            return dataclasses.replace(plan, strength=0.0, reason=f"{plan.reason}; {said}")
         return plan
 
     def _tone_plan(self, image: Tensor, names: tuple[str, ...]) -> Plan:
@@ -292,7 +293,7 @@ class Model:
             "low_light": round(low, 4),
             "mean_luminance": round(luminance, 4),
             "hint": hint,
-            "clean": round(probs.get(CLEAN, 0.0), 4),
+            "clean": round(probs[CLEAN], 4) if CLEAN in probs else None,
         }
         said = f"low light {low:.0%}, mean luminance {luminance:.2f}"
         if is_underexposed(probs, luminance):
@@ -320,8 +321,8 @@ class Model:
             task: ``auto`` (the default: the analysis decides whether the photo may be brightened), or what is
                 wrong with it, one name or several (``"low-light"``, ``["noise", "jpeg"]``; ``uir.api.TASKS``).
             strength: how much of the correction to apply: 0-1 (``0.5``: halfway between the input and the model's
-                output), or ``auto`` (the default: photos the analysis calls clean with high confidence are left
-                as they are, the rest restored fully).
+                output), or ``auto`` (the default: photos the analysis calls clean with high confidence, and that
+                the model would change little, are left as they are; the rest restored fully).
             tile: the tile side; default the model's own (``0``: the whole image at once).
             overlap: pixels shared by neighbouring tiles.
 
@@ -467,8 +468,8 @@ def inspect_image(
     """What is wrong with an image (NumPy array, PIL image or ``(1, 3, H, W)`` tensor): see ``uir.inspection``.
 
     Args:
-        classifier: a MaskDCPT classifier file (degradation types with probabilities); ``"default"`` is the one
-            shipped with uir, ``None`` none.
+        classifier: a classifier or calibrated analysis file (degradation types with probabilities);
+            ``"default"`` is the analysis shipped with uir, ``"classifier-5d"`` its bare classifier, ``None`` none.
         tree: an AMIRNet model file (the image's path through its tree).
         perceiver: a quality perceiver file (the probabilities of the low, medium and high tiers).
 

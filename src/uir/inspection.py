@@ -179,7 +179,8 @@ class Inspector:
     ) -> Inspector:
         """Load the parts from files: a classifier export (or MaskDCPT run), an AMIRNet model, a perceiver.
 
-        ``classifier="default"`` is the classifier shipped with uir; ``None`` or ``"none"`` leaves a part out.
+        ``classifier="default"`` is the calibrated analysis shipped with uir (``classifier-5d``: its bare classifier);
+        ``None`` or ``"none"`` leaves a part out.
 
         Raises:
             UirError: a file that is not of the kind its argument expects (one line).
@@ -245,7 +246,7 @@ def severity(image: Tensor, path: str | None = None) -> tuple[float | None, floa
     and the JPEG quality the image was last saved at, on the centre ``ESTIMATE_SIDE`` crop; the quality is read
     from the file's own tables when ``path`` is a JPEG file. ``None`` where the crop is too small (σ) or no JPEG
     compression is found (quality)."""
-    crop = center_crop(image.float().cpu().clamp(0, 1), ESTIMATE_SIDE)
+    crop = center_crop(image, ESTIMATE_SIDE).float().cpu().clamp(0, 1)
     if min(crop.shape[-2:]) < 32:
         return None, None
     sigma = round(float(noise_sigma(crop)[0]), 2)

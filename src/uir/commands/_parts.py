@@ -10,7 +10,8 @@ def add_part_arguments(p: argparse.ArgumentParser, *, classifier_only: bool = Fa
     p.add_argument(
         "--classifier",
         default="default",
-        help="a MaskDCPT classifier file or run folder (default: the shipped one; none: no classifier)",
+        help="a classifier or analysis file, or a MaskDCPT run folder (default: the shipped analysis; classifier-5d: "
+        "its bare classifier; none: no classifier)",
     )
     if classifier_only:
         return

@@ -48,7 +48,7 @@ colour and contrast above 16 px and change finer detail only. --report writes th
 
 How much (--strength): a number from 0 to 1 scales the correction (0.5: halfway between the input and the model's
 output; 0: the input, unchanged); `auto` (the default) leaves a photo as it is where the analysis calls it clean
-with high confidence (the report says so) and restores the rest fully.
+with high confidence and the model would change it little (the report says so), and restores the rest fully.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger

@@ -67,8 +67,8 @@ def _luma(x: Tensor) -> Tensor:
 def _quantiles(x: Tensor, qs: Sequence[float]) -> Tensor:
     """``(B, len(qs))``: per image quantiles of ``(B, ...)`` (on at most 65,536 evenly spaced values, for speed)."""
     flat = x.flatten(1)
-    step = max(1, flat.shape[1] // 65536)
-    return torch.quantile(flat[:, ::step], torch.tensor(qs, dtype=flat.dtype), dim=1).T
+    step = max(1, -(-flat.shape[1] // 65536))
+    return torch.quantile(flat[:, ::step], torch.tensor(qs, dtype=flat.dtype, device=flat.device), dim=1).T
 
 
 @torch.no_grad()
@@ -85,6 +85,8 @@ def cues(x: Tensor) -> Tensor:
       gradient energy at full resolution to that at half (blur removes the fine scale), and the local contrast
       (luma's standard deviation in 8×8 cells, averaged).
     """
+    if x.ndim != 4 or min(x.shape[-2:]) < 16:
+        raise UirError(f"the analysis needs (B, 3, H, W) images of at least 16 pixels a side, got {tuple(x.shape)}")
     x = x.float().clamp(0, 1)
     y = _luma(x)
     h, w = (y.shape[-2] // 2) * 2, (y.shape[-1] // 2) * 2
@@ -127,12 +129,23 @@ def cues(x: Tensor) -> Tensor:
     )
 
 
+def _spread(m: Tensor) -> Tensor:
+    """Per-channel standard deviation of ``(B, C, h, w)`` (unbiased, as the shipped layer was fitted); 0 for 1×1."""
+    if m.shape[-2] * m.shape[-1] < 2:
+        return torch.zeros(m.shape[:2], dtype=m.dtype, device=m.device)
+    return m.std(dim=(2, 3))
+
+
 @torch.no_grad()
 def analysis_features(classifier: DegradationClassifier, x: Tensor) -> Tensor:
     """``(B, 3, H, W)`` in [0, 1] -> ``(B, F)``: every encoder map's per-channel mean and standard deviation, the
-    classifier's logits and :func:`cues`."""
+    classifier's logits and :func:`cues`. Images under 16 pixels a side are first padded to 16 (edge pixels
+    repeated): what is measured of them means little, but a restore of a thumbnail still runs."""
+    if min(x.shape[-2:]) < 16:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, max(0, 16 - w), 0, max(0, 16 - h)), mode="replicate")
     maps = classifier.backbone.encode(x)
-    pooled = [torch.cat([m.mean(dim=(2, 3)), m.std(dim=(2, 3))], dim=1) for m in maps]
+    pooled = [torch.cat([m.mean(dim=(2, 3)), _spread(m)], dim=1) for m in maps]
     return torch.cat([*pooled, classifier.head(maps), cues(x)], dim=1)
 
 
@@ -240,8 +253,9 @@ class CalibratedClassifier(nn.Module):
 
 
 def export_analysis(path: str | Path, analysis: CalibratedClassifier, base: str, notes: dict | None = None) -> Path:
-    """Write the fitted layer (not the encoder: ``base`` names the classifier file it sits on, ``default`` for the
-    shipped one) as a small safetensors file."""
+    """Write the fitted layer (not the encoder: ``base`` names the classifier it sits on, ``classifier-5d`` for the
+    shipped one, or its file: relative to the analysis file's folder when it is there) as a small safetensors
+    file."""
     state = {k: getattr(analysis, k).contiguous() for k in ("mean", "std", "weight", "bias")}
     metadata = {
         "format": ANALYSIS_FORMAT,
@@ -256,12 +270,17 @@ def export_analysis(path: str | Path, analysis: CalibratedClassifier, base: str,
 
 
 def is_analysis_file(path: str | Path) -> bool:
-    """Whether ``path`` is a safetensors file written by :func:`export_analysis`."""
+    """Whether ``path`` is a safetensors file written by :func:`export_analysis` (reads its header only)."""
+    from safetensors import SafetensorError, safe_open
+
     path = Path(path)
     if path.suffix != ".safetensors" or not path.is_file():
         return False
-    meta, _ = read_safetensors(path)
-    return meta.get("format") == ANALYSIS_FORMAT
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return (file.metadata() or {}).get("format") == ANALYSIS_FORMAT
+    except (SafetensorError, OSError):
+        return False
 
 
 def load_analysis(path: str | Path, load_base: object) -> CalibratedClassifier:
@@ -269,18 +288,28 @@ def load_analysis(path: str | Path, load_base: object) -> CalibratedClassifier:
     it sits on (``uir.methods.load_classifier``).
 
     Raises:
-        UirError: not an analysis file, or its features do not match the base classifier's.
+        UirError: not an analysis file, a damaged one, a base that is not a classifier, or features that do not
+            match the base classifier's (one line).
     """
-    meta, state = read_safetensors(Path(path))
+    path = Path(path)
+    meta, state = read_safetensors(path)
     if meta.get("format") != ANALYSIS_FORMAT:
         raise UirError(f"{path}: not a calibrated analysis (made by scripts/train_analysis.py)")
-    if json.loads(meta["cues"]) != list(CUE_NAMES):
+    try:
+        cue_names, labels = json.loads(meta["cues"]), json.loads(meta["labels"])
+        temperature, base_name = float(meta["temperature"]), meta["base"]
+        layer = [state[k] for k in ("mean", "std", "weight", "bias")]
+    except (KeyError, ValueError) as err:
+        raise UirError(f"{path}: a damaged analysis file ({type(err).__name__}: {err})") from None
+    if cue_names != list(CUE_NAMES):
         raise UirError(f"{path}: made with other cues than this version of uir computes")
-    base = load_base(meta["base"])  # type: ignore[operator]
-    temperature = float(meta["temperature"])
     if not math.isfinite(temperature) or temperature <= 0:
         raise UirError(f"{path}: its temperature {temperature} is not a positive number")
-    analysis = CalibratedClassifier(
-        base, json.loads(meta["labels"]), state["mean"], state["std"], state["weight"], state["bias"], temperature
-    )
-    return analysis.eval()
+    beside = path.parent / base_name
+    base = load_base(str(beside) if beside.is_file() else base_name)  # type: ignore[operator]
+    if not isinstance(base, DegradationClassifier):
+        raise UirError(f"{path}: its base {base_name!r} is not a MaskDCPT classifier (name its file or classifier-5d)")
+    width = 2 * sum(base.backbone.feature_dims) + len(base.labels) + len(CUE_NAMES)
+    if layer[0].numel() != width:
+        raise UirError(f"{path}: fitted on {layer[0].numel()} features, but its base {base_name!r} gives {width}")
+    return CalibratedClassifier(base, labels, *layer, temperature).eval()
