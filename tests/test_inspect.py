@@ -51,7 +51,8 @@ def test_the_verdict_follows_the_learned_parts(photo: torch.Tensor) -> None:
     sure = FixedClassifier({"haze": 0.1, "noise": 0.65, "rain-streaks": 0.25})
     report = Inspector(classifier=sure).inspect(photo)
     assert list(report.degradations) == ["noise", "rain-streaks", "haze"]  # most likely first
-    assert report.verdict == "looks degraded by noise (65%), maybe also rain-streaks (25%)"
+    assert report.verdict.startswith("looks degraded by noise (65%), maybe also rain-streaks (25%), noise σ about ")
+    assert "  degradations: noise 65%, rain-streaks 25%, haze 10%\n" in report.to_text() + "\n"
     unsure = Inspector(classifier=FixedClassifier({"noise": 0.34, "haze": 0.33, "snow": 0.33})).inspect(photo)
     assert unsure.verdict.startswith("unsure what is wrong") and "does not know" in unsure.verdict
     clean = Inspector(classifier=sure, perceiver=FixedPerceiver(0.8)).inspect(photo)
@@ -102,3 +103,17 @@ def test_the_api_inspects_arrays_and_pil_images(photo: torch.Tensor) -> None:
     with pytest.raises(UirError, match=r"cannot read the image: expected an HxW") as err:
         uir.inspect_image(np.zeros((4, 4, 5), np.uint8))
     assert "\n" not in str(err.value)
+
+
+def test_the_verdict_says_how_badly(tmp_path: Path, photo: torch.Tensor) -> None:
+    from PIL import Image
+
+    noisy = (photo + 0.1 * torch.randn(photo.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    report = Inspector(classifier=FixedClassifier({"noise": 0.9, "clean": 0.1})).inspect(noisy)
+    sigma = float(report.verdict.rsplit("σ about ", 1)[1].split(" ")[0])
+    assert 20 <= sigma <= 30 and report.noise_sigma == pytest.approx(sigma, abs=0.5)  # added σ 25.5 (of 255)
+    path = tmp_path / "q40.jpg"
+    Image.fromarray((photo[0].permute(1, 2, 0).numpy() * 255).round().astype("uint8")).save(path, quality=40)
+    saved = Inspector(classifier=FixedClassifier({"clean": 0.95, "noise": 0.05})).inspect(photo, str(path))
+    assert saved.verdict == "looks clean (95%); saved as JPEG at quality about 40" and saved.jpeg_quality == 40
+    assert "severity: noise σ about" in saved.to_text() and "JPEG quality about 40" in saved.to_text()

@@ -6,6 +6,10 @@ their probabilities, an AMIRNet model (a ``nafnet-ftb-*`` backbone) the image's 
 quality perceiver the probabilities of the three quality tiers (low, medium, high). The verdict says plainly
 what the evidence supports: clean, degraded by what, or unsure (a degradation the classifier does not know).
 
+How badly: blind estimates of the noise σ and of the JPEG quality it was saved at (``severity``, docs/severity.md)
+are reported always, and the verdict adds the σ when it names noise, and the quality when the photo was saved below
+``JPEG_NOTED`` (JPEG artifacts are outside what the default models restore).
+
 Exposure: the image's mean luminance, and (with a classifier) whether it is *underexposed*: low light is the
 likeliest damage with probability >= ``LOW_LIGHT_CONFIDENCE`` *and* the mean luminance is below
 ``LOW_LIGHT_MEAN``. Only then does ``uir restore`` (``task="auto"``) let a model brighten a photo: a dark photo is
@@ -129,8 +133,10 @@ class Inspection:
             tiers = ", ".join(f"{k} {v:.0%}" for k, v in self.quality_tiers.items())
             lines.append(f"  quality tier: {tiers}")
         if self.degradations is not None:
-            top = list(self.degradations.items())[:5]
-            lines.append("  degradations: " + ", ".join(f"{k} {v:.0%}" for k, v in top))
+            items = list(self.degradations.items())
+            shown = [(k, v) for k, v in items[:5] if v >= SHOWN_PROBABILITY] or items[:1]
+            rest = " (the others under 1%)" if len(shown) < len(items) else ""
+            lines.append("  degradations: " + ", ".join(f"{k} {v:.0%}" for k, v in shown) + rest)
         if self.tree_path is not None:
             lines.append("  tree path: " + " → ".join(str(n) for n in self.tree_path))
         return "\n".join(lines)
@@ -222,10 +228,11 @@ class Inspector:
             tiers = self.perceiver.perceive(crop)
         if self.tree is not None:
             tree_path = [int(n) for n in self.tree.tree_path(crop)]
+        sigma, quality = severity(image, path)
         verdict = _verdict(piqe_score, degradations, tiers)
+        verdict += _how_badly(verdict, sigma, quality)
         luminance = _luminance(image)
         dark = None if degradations is None else is_underexposed(degradations, luminance)
-        sigma, quality = severity(image, path)
         return Inspection(
             path, int(width), int(height), piqe_score, piqe_grade(piqe_score), niqe_score, degradations, tree_path,
             tiers, verdict, luminance, dark, sigma, quality,
@@ -275,6 +282,25 @@ def low_light_probability(probs: dict[str, float]) -> float:
 def is_underexposed(probs: dict[str, float], luminance: float) -> bool:
     """Low light with probability >= ``LOW_LIGHT_CONFIDENCE`` and a mean luminance below ``LOW_LIGHT_MEAN``."""
     return low_light_probability(probs) >= LOW_LIGHT_CONFIDENCE and luminance < LOW_LIGHT_MEAN
+
+
+JPEG_NOTED = 90
+"""Below this estimated JPEG quality the verdict says the photo was saved as JPEG (the default models do not remove
+JPEG artifacts: they are outside the five damages they know)."""
+
+SHOWN_PROBABILITY = 0.01
+"""The text report lists the types at or above this probability (the rest are named as under 1 %)."""
+
+
+def _how_badly(verdict: str, sigma: float | None, quality: float | None) -> str:
+    """The severity the verdict can add: the noise σ when it names noise as the damage, the JPEG quality when the
+    photo was saved below ``JPEG_NOTED`` (empty otherwise)."""
+    said = ""
+    if sigma is not None and verdict.startswith("looks degraded by noise"):
+        said += f", noise σ about {sigma:.0f} of 255"
+    if quality is not None and quality < JPEG_NOTED:
+        said += f"; saved as JPEG at quality about {quality:.0f}"
+    return said
 
 
 def _verdict(piqe_score: float, degradations: dict[str, float] | None, tiers: dict[str, float] | None) -> str:
