@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from uir.checkpoint import export_safetensors, read_safetensors
 from uir.errors import UirError
 from uir.models.heads import DegradationClassifier
+from uir.models.heads.classifier import classify_one
 
 ANALYSIS_FORMAT = "uir-calibrated-analysis"
 """The ``format`` metadata of an analysis file (:func:`export_analysis`)."""
@@ -245,11 +246,7 @@ class CalibratedClassifier(nn.Module):
     @torch.no_grad()
     def classify(self, lq: Tensor) -> dict[str, float]:
         """The probability of each class for one image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1]."""
-        if lq.ndim == 3:
-            lq = lq[None]
-        if lq.ndim != 4 or lq.shape[0] != 1:
-            raise UirError(f"classify takes one image (3, H, W) or (1, 3, H, W), got shape {tuple(lq.shape)}")
-        return dict(zip(self.labels, self(lq).softmax(dim=1)[0].tolist(), strict=True))
+        return classify_one(self, self.labels, lq)
 
 
 def export_analysis(path: str | Path, analysis: CalibratedClassifier, base: str, notes: dict | None = None) -> Path:

@@ -125,9 +125,16 @@ class DegradationClassifier(nn.Module):
     @torch.no_grad()
     def classify(self, lq: Tensor) -> dict[str, float]:
         """The probability of each class for one image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1]."""
-        if lq.ndim == 3:
-            lq = lq[None]
-        if lq.ndim != 4 or lq.shape[0] != 1:
-            raise UirError(f"classify takes one image (3, H, W) or (1, 3, H, W), got shape {tuple(lq.shape)}")
-        probs = self(lq).softmax(dim=1)[0].tolist()
-        return dict(zip(self.labels, probs, strict=True))
+        return classify_one(self, self.labels, lq)
+
+
+def classify_one(model: nn.Module, labels: Sequence[str], lq: Tensor) -> dict[str, float]:
+    """``{label: probability}`` of one image ``(3, H, W)`` or ``(1, 3, H, W)`` from a module that maps
+    ``(B, 3, H, W)`` to logits (the classifiers' shared ``classify``)."""
+    if lq.ndim == 3:
+        lq = lq[None]
+    if lq.ndim != 4 or lq.shape[0] != 1:
+        raise UirError(f"classify takes one image (3, H, W) or (1, 3, H, W), got shape {tuple(lq.shape)}")
+    with torch.no_grad():
+        probs = model(lq).softmax(dim=1)[0].tolist()
+    return dict(zip(labels, probs, strict=True))
