@@ -73,8 +73,8 @@ MUTANTS = (
         "analysis-no-temperature",
         "the calibrated analysis forgets its temperature (probabilities no longer calibrated)",
         "src/uir/methods/analysis.py",
-        "        return (z @ self.weight.T + self.bias) / self.temperature\n",
-        "        return z @ self.weight.T + self.bias\n",
+        "        return (z @ self.weight.T + self.bias) / self.temperature, severity\n",
+        "        return z @ self.weight.T + self.bias, severity\n",
         ("tests/test_analysis.py",),
     ),
     Mutant(

@@ -16,8 +16,12 @@ Photos of ``--data`` are split by file: 0-359 fit the layer, 360-399 choose the 
   strength: what the analysis sees when a restored photo comes back).
 
 Prints the held-out accuracy per type, the clean recall per source, the expected calibration error (15 bins)
-before and after temperature scaling, and the same for the base classifier; draws the reliability picture; writes
-the layer (``--out``). Features are cached in ``--cache`` (recomputed when the arguments change).
+before and after temperature scaling, and the same for the base classifier; draws the reliability picture. Then
+fits a severity head per type (``fit_severity``: ridge regression of the engine's severity on the same features,
+that type's fit crops, the penalty chosen on the calibration split) and prints its held-out error (mean absolute,
+and the share within 0.1) in severity and in the physical units ``uir inspect`` reports (blur trail px, stops,
+haze β). Writes the layer and the heads (``--out``). Features are cached in ``--cache`` (recomputed when the
+arguments change).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 from uir.api import load
 from uir.data.datasets import SyntheticDataset
 from uir.degradations import Mix, get_mix
+from uir.inspection import LOW_LIGHT_STOPS
 from uir.methods import load_classifier
 from uir.methods.analysis import (
     CalibratedClassifier,
@@ -43,6 +48,7 @@ from uir.methods.analysis import (
     expected_calibration_error,
     export_analysis,
     fit_logistic,
+    fit_severity,
     fit_temperature,
 )
 from uir.models.heads import DegradationClassifier
@@ -170,6 +176,56 @@ def report(title: str, probs: torch.Tensor, split: dict) -> dict:
     return {"rows": rows, "bins": bins}
 
 
+PHYSICAL = {  # severity -> what uir inspect reports (uir.inspection.describe_severity; the engine's formulas)
+    "motion-blur": ("blur trail px", lambda s: 35.0 * s**1.5),
+    "low-light": ("stops", lambda s: LOW_LIGHT_STOPS * s),
+    "haze": ("beta", lambda s: 3.0 * s**1.5),
+}
+
+
+def severity_heads(analysis: CalibratedClassifier, fit: dict, calibration: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per type, the ridge head with the penalty that has the smallest mean absolute error on the calibration
+    split; ``(weight (T, F), bias (T,))`` in ``TYPES``' order."""
+    weights, biases = [], []
+    for k, name in enumerate(TYPES):
+        z = {n: (split["features"][split["targets"] == k] - analysis.mean) / analysis.std
+             for n, split in (("fit", fit), ("calibration", calibration))}  # fmt: skip
+        y = {n: split["severities"][split["targets"] == k] for n, split in (("fit", fit), ("calibration", calibration))}
+        best = None
+        for l2 in (1e-3, 1e-2, 1e-1, 1.0):
+            w, b = fit_severity(z["fit"], y["fit"], l2)
+            error = float((z["calibration"] @ w + b).clamp(0, 1).sub(y["calibration"]).abs().mean())
+            if best is None or error < best[0]:
+                best = (error, l2, w, b)
+        print(f"  severity head {name}: l2 {best[1]:g}, calibration MAE {best[0]:.3f}", flush=True)
+        weights.append(best[2])
+        biases.append(best[3])
+    return torch.stack(weights), torch.tensor(biases)
+
+
+def severity_report(title: str, analysis: CalibratedClassifier, split: dict) -> dict:
+    """Mean absolute error of each head on its own type's crops, in severity and physical units."""
+    z = (split["features"] - analysis.mean) / analysis.std
+    estimate = (z @ analysis.severity_weight.T + analysis.severity_bias).clamp(0, 1)
+    rows = {}
+    for k, name in enumerate(TYPES):
+        chosen = split["targets"] == k
+        guess, truth = estimate[chosen, k], split["severities"][chosen]
+        row = {
+            "mae": float((guess - truth).abs().mean()),
+            "within 0.1": float(((guess - truth).abs() <= 0.1).double().mean()),
+        }
+        if name in PHYSICAL:
+            unit, to = PHYSICAL[name]
+            row[f"mae {unit}"] = float((to(guess) - to(truth)).abs().mean())
+        rows[name] = row
+    print(
+        f"{title}: " + "; ".join(f"{n} " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) for n, r in rows.items()),
+        flush=True,
+    )
+    return rows
+
+
 def reliability_picture(panels: dict[str, list[dict]], path: Path, side: int = 220) -> None:
     """One reliability diagram per panel: accuracy against confidence per bin (bars), the diagonal, bin counts."""
     font = ImageFont.load_default(size=12)
@@ -233,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
         temperature = fit_temperature(logits, calibration["targets"])
     print(f"chosen l2 {l2:g}, clean bias +{shift:g}, temperature {temperature:.3f}")
     analysis = CalibratedClassifier(classifier, LABELS, *layer, temperature=temperature)
+    analysis = CalibratedClassifier(
+        classifier, LABELS, *layer, temperature, TYPES, *severity_heads(analysis, fit, calibration)
+    )
 
     def probs(split: dict, t: float | None = None) -> torch.Tensor:
         z = ((split["features"] - analysis.mean) / analysis.std) @ analysis.weight.T + analysis.bias
@@ -245,7 +304,12 @@ def main(argv: list[str] | None = None) -> int:
         "analysis": report(f"analysis, T={temperature:.2f} (held out, severity 0.3-1)", probs(test), test),
         "analysis, mild": report("analysis (held out, severity 0.1-0.3)", probs(mild), mild),
     }  # fmt: skip
-    notes = {"l2": l2, "clean_shift": shift, "per_class": args.per_class, "seed": args.seed, "restorers": args.restorer,
+    severity = {
+        f"held out, severity {lo}-{hi}": severity_report(f"severity heads (held out, severity {lo}-{hi})", analysis, s)
+        for (lo, hi), s in (((0.3, 1), test), ((0.1, 0.3), mild))
+    }
+    notes = {"l2": l2, "severity": severity,
+             "clean_shift": shift, "per_class": args.per_class, "seed": args.seed, "restorers": args.restorer,
              "held_out": {k: v["rows"] for k, v in results.items()}}  # fmt: skip
     export_analysis(args.out, analysis, args.classifier, notes)
     print(f"wrote {args.out}")
@@ -257,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         reliability_picture(panels, args.picture)
         print(f"wrote {args.picture}")
-    (args.cache / "report.json").write_text(json.dumps(results, indent=2))
+    (args.cache / "report.json").write_text(json.dumps({**results, "severity": severity}, indent=2))
     return 0
 
 

@@ -20,6 +20,7 @@ from uir.methods.analysis import (
     expected_calibration_error,
     export_analysis,
     fit_logistic,
+    fit_severity,
     fit_temperature,
     is_analysis_file,
     load_analysis,
@@ -104,6 +105,36 @@ def test_an_analysis_file_loads_back_to_the_same_probabilities(tmp_path: Path) -
     assert asked == ["tiny"] and loaded.classify(x) == pytest.approx(probs)
     with pytest.raises(UirError, match="inconsistent shapes"):
         CalibratedClassifier(base, LABELS[:2], *layer, temperature=1.0)
+
+
+def test_severity_heads_fit_load_back_and_share_one_pass(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(3)
+    z = torch.randn(300, 6, generator=g)
+    truth = (0.5 + 0.2 * z[:, 1] - 0.1 * z[:, 4]).clamp(0, 1)
+    w, b = fit_severity(z, truth, l2=1e-4)
+    assert float((z @ w + b - truth).abs().mean()) < 0.02  # a mean guess errs by ~0.16
+    heavy, _ = fit_severity(z, truth, l2=10.0)
+    assert float(heavy.abs().sum()) < 0.2 * float(w.abs().sum())  # the penalty shrinks the weights
+    base = tiny_base()
+    x = photo(1)
+    width = analysis_features(base, x).shape[1]
+    layer = (torch.randn(width, generator=g), torch.rand(width, generator=g) + 0.5,
+             torch.randn(3, width, generator=g) * 0.1, torch.randn(3, generator=g))  # fmt: skip
+    heads = (torch.randn(2, width, generator=g) * 0.05, torch.tensor([0.3, 0.7]))
+    analysis = CalibratedClassifier(base, LABELS, *layer, 1.5, ["noise", "haze"], *heads).eval()
+    probs, severity = analysis.assess(x)
+    zx = (analysis_features(base, x) - layer[0]) / layer[1]
+    assert probs == pytest.approx(analysis.classify(x)) and list(severity) == ["noise", "haze"]
+    assert list(severity.values()) == pytest.approx((zx @ heads[0].T + heads[1]).clamp(0, 1)[0].tolist(), abs=1e-5)
+    loaded = load_analysis(export_analysis(tmp_path / "h.safetensors", analysis, "tiny"), lambda _: base)
+    assert loaded.assess(x)[1] == pytest.approx(severity) and loaded.severity_labels == ["noise", "haze"]
+    bare = load_analysis(
+        export_analysis(tmp_path / "b.safetensors", CalibratedClassifier(base, LABELS, *layer, 1.5), "tiny"),
+        lambda _: base,
+    )
+    assert bare.assess(x) == (pytest.approx(probs), {})
+    with pytest.raises(UirError, match="severity heads for 3 types"):
+        CalibratedClassifier(base, LABELS, *layer, 1.0, LABELS, *heads)
 
 
 def test_a_damaged_or_mismatched_analysis_file_is_one_line_error(tmp_path: Path) -> None:

@@ -117,3 +117,26 @@ def test_the_verdict_says_how_badly(tmp_path: Path, photo: torch.Tensor) -> None
     saved = Inspector(classifier=FixedClassifier({"clean": 0.95, "noise": 0.05})).inspect(photo, str(path))
     assert saved.verdict == "looks clean (95%); saved as JPEG at quality about 40" and saved.jpeg_quality == 40
     assert "severity: noise σ about" in saved.to_text() and "JPEG quality about 40" in saved.to_text()
+
+
+def test_the_verdict_says_the_estimated_severity_in_the_engines_units(photo: torch.Tensor) -> None:
+    from uir.degradations.blur import sample_motion_blur
+    from uir.degradations.light import sample_low_light
+    from uir.inspection import LOW_LIGHT_STOPS, describe_severity
+
+    class Assessing(FixedClassifier):
+        def assess(self, lq: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
+            return self.classify(lq), {"motion-blur": 0.6, "haze": 0.1}
+
+    report = Inspector(classifier=Assessing({"motion-blur": 0.9, "clean": 0.1})).inspect(photo)
+    length = sample_motion_blur(0.6, torch.Generator().manual_seed(5)).length
+    assert report.verdict.endswith(f"severity about 0.60 of 1: a blur trail about {length:.0f} px long")
+    assert report.severity == {"motion-blur": 0.6} and "estimated severity (0-1): motion-blur 0.60" in report.to_text()
+    both = Inspector(classifier=Assessing({"motion-blur": 0.7, "haze": 0.25, "clean": 0.05})).inspect(photo)
+    assert both.severity == {"motion-blur": 0.6, "haze": 0.1}  # only the types at least SEVERITY_SHOWN likely
+    clean = Inspector(classifier=Assessing({"clean": 0.95, "haze": 0.05})).inspect(photo)
+    assert "severity about" not in clean.verdict  # said only for the type the verdict names
+    ends = [sample_low_light(1.0, torch.Generator().manual_seed(i)).ev for i in range(200)]
+    assert min(ends) >= 4.5 and max(ends) <= 5.5 and abs(sum(ends) / len(ends) - LOW_LIGHT_STOPS) < 0.1
+    assert describe_severity("low-light", 0.5) == "severity about 0.50 of 1: about 2.5 stops underexposed"
+    assert describe_severity("rain-streaks", 0.5) == "severity about 0.50 of 1"

@@ -10,11 +10,18 @@ import torch
 from conftest import load_example, load_script, trivial_filters
 from uir import io
 from uir.cli import main
-from uir.degradations import apply, draw
+from uir.degradations import apply, draw, get_mix
 from uir.errors import UirError
 from uir.methods import load_classifier
 from uir.metrics import psnr
-from uir.pretrained import DEFAULT_MODEL, SHIPPED, shipped_analysis_path, shipped_classifier_path, shipped_path
+from uir.pretrained import (
+    DEFAULT_MODEL,
+    FAST_MODEL,
+    SHIPPED,
+    shipped_analysis_path,
+    shipped_classifier_path,
+    shipped_path,
+)
 from uir.restorers import available_restorers, load_restorer
 
 
@@ -36,7 +43,9 @@ def scene() -> torch.Tensor:
 
 def test_every_shipped_model_is_registered_with_its_file() -> None:
     names = available_restorers()
-    assert "default" in names and DEFAULT_MODEL in SHIPPED
+    assert "default" in names and "fast" in names and DEFAULT_MODEL in SHIPPED and FAST_MODEL in SHIPPED
+    assert shipped_path("default") == shipped_path(DEFAULT_MODEL) != shipped_path("fast")
+    assert load_restorer("fast").name == FAST_MODEL
     for name in SHIPPED:
         assert name in names and shipped_path(name).stat().st_size > 1_000_000
     with pytest.raises(UirError, match="no shipped model 'nope'; shipped: "):
@@ -51,9 +60,10 @@ def test_default_names_the_shipped_model_and_knows_its_classes(model) -> None:  
 @pytest.mark.parametrize(
     ("kind", "severity", "margin"),
     # margin: the dB by which the model must beat the best trivial filter, just under its measured advantage
-    # (noise 1.75 over median-5, haze 6.16 over stretch, rain 3.52 over median-5, low light 10.19 over gamma-0.3).
-    # Snow is left out: outside the 5-task mix, the model gains 0.3-4 dB on it, a min-max stretch 1-6 dB.
-    [("noise", 0.5, 1.6), ("haze", 0.5, 5.9), ("rain-streaks", 0.8, 3.3), ("low-light", 0.8, 9.8)],
+    # (nafnet-fr-v2: noise 2.37 over median-5, haze 8.39 over stretch, rain 4.31 over median-5, low light 9.62 over
+    # gamma-0.3; v1 scored 1.75, 6.16, 3.52, 10.19). Snow is left out: outside the 5-task mix (v1 gained 0.3-4 dB on
+    # it, a min-max stretch 1-6 dB).
+    [("noise", 0.5, 2.2), ("haze", 0.5, 8.2), ("rain-streaks", 0.8, 4.1), ("low-light", 0.8, 9.4)],
 )
 def test_it_restores_better_than_any_trivial_filter(
     model,  # noqa: ANN001
@@ -143,6 +153,19 @@ def test_the_shipped_analysis_calls_clean_photos_and_restored_ones_clean(clean: 
     assert analysis.labels == ["noise", "haze", "rain-streaks", "motion-blur", "low-light", "clean"]
     probs = analysis.classify(clean)
     assert max(probs, key=probs.get) == "clean", probs
-    for kind, severity in [("noise", 0.6), ("haze", 0.6), ("low-light", 0.8), ("rain-streaks", 0.6)]:
-        probs = analysis.classify(apply(clean, draw(kind, severity, seed=3)))
-        assert max(probs, key=probs.get) == kind, probs
+    # Each of the five types as the 5d mix draws them (Gaussian noise), ten seeds: measured 10, 10, 10, 9 and 10 named
+    # (the one miss: rain streaks at seed 3, p(rain) 0.22). The engine's other noise kinds (salt-and-pepper, Poisson)
+    # are outside what the analysis was fitted on.
+    mix = get_mix("5d")
+    for kind, severity in [
+        ("noise", 0.6),
+        ("haze", 0.6),
+        ("low-light", 0.8),
+        ("rain-streaks", 0.6),
+        ("motion-blur", 0.6),
+    ]:
+        named = []
+        for seed in range(10):
+            probs = analysis.classify(apply(clean, draw(kind, severity, seed=seed, overrides=mix.overrides.get(kind))))
+            named.append(max(probs, key=probs.get) == kind)
+        assert sum(named) >= 9, (kind, named)

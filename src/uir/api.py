@@ -180,7 +180,7 @@ class Model:
         device: where its tensors go.
 
     Attributes:
-        name: the model's name (``nafnet-small-uir`` for ``default``).
+        name: the model's name (``nafnet-fr-v2`` for ``default``).
         labels: the degradation types it was trained on (empty for classic baselines).
         device: the torch device it runs on.
     """
@@ -401,7 +401,7 @@ def _confirm_clean(plan: Plan, restored: Tensor, source: Tensor) -> Plan:
 
 class PipelineRestorer:
     """A ``Model`` with a fixed ``task`` and ``strength`` as a ``Restorer`` (``restore(lq, tasks) -> restored``);
-    its name says them, e.g. ``nafnet-small-uir [auto]`` or ``nafnet-small-uir [noise, strength 0.5]`` (an ``auto``
+    its name says them, e.g. ``nafnet-fr-v2 [auto]`` or ``nafnet-fr-v2 [noise, strength 0.5]`` (an ``auto``
     strength goes unsaid). The benchmark's task labels are not passed on: the task decides."""
 
     def __init__(self, model: Model, task: tuple[str, ...], strength: float | str = AUTO) -> None:

@@ -8,7 +8,10 @@ what the evidence supports: clean, degraded by what, or unsure (a degradation th
 
 How badly: blind estimates of the noise σ and of the JPEG quality it was saved at (``severity``, docs/severity.md)
 are reported always, and the verdict adds the σ when it names noise, and the quality when the photo was saved below
-``JPEG_NOTED`` (JPEG artifacts are outside what the default models restore).
+``JPEG_NOTED`` (JPEG artifacts are outside what the default models restore). A calibrated analysis with severity
+heads (``uir.methods.analysis``; the shipped one has them for the five types it names) adds the estimated severity
+of each type it finds likely (``SEVERITY_SHOWN``), on the degradation engine's 0-1 scale, and the verdict says it for
+the type it names, with its physical meaning where it has one (``describe_severity``).
 
 Exposure: the image's mean luminance, and (with a classifier) whether it is *underexposed*: low light is the
 likeliest damage with probability >= ``LOW_LIGHT_CONFIDENCE`` *and* the mean luminance is below
@@ -33,6 +36,8 @@ import torch
 from torch import Tensor
 
 from uir.degradations import TYPES
+from uir.degradations.blur import sample_motion_blur
+from uir.degradations.weather import sample_haze
 from uir.errors import UirError
 from uir.metrics import mean_luminance, niqe, piqe
 from uir.metrics.estimates import jpeg_file_quality, jpeg_quality, noise_sigma
@@ -106,6 +111,7 @@ class Inspection:
     underexposed: bool | None = None
     noise_sigma: float | None = None
     jpeg_quality: float | None = None
+    severity: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +135,8 @@ class Inspection:
                 else "no JPEG compression found"
             )
             lines.append(f"  severity: noise σ about {self.noise_sigma:.1f} (of 255), {quality}")
+        if self.severity:
+            lines.append("  estimated severity (0-1): " + ", ".join(f"{k} {v:.2f}" for k, v in self.severity.items()))
         if self.quality_tiers is not None:
             tiers = ", ".join(f"{k} {v:.0%}" for k, v in self.quality_tiers.items())
             lines.append(f"  quality tier: {tiers}")
@@ -220,9 +228,15 @@ class Inspector:
         piqe_score = float(piqe(small)[0])
         niqe_score = float(niqe(small)[0]) if min(small.shape[-2:]) >= 96 else None
         crop = center_crop(image, CROP_SIDE).to(self.device, torch.float32)
-        degradations = tiers = tree_path = None
+        degradations = tiers = tree_path = estimated = None
         if self.classifier is not None:
-            probs = self.classifier.classify(crop)
+            if hasattr(self.classifier, "assess"):
+                probs, estimated = self.classifier.assess(crop)
+                estimated = {
+                    k: round(v, 3) for k, v in estimated.items() if probs.get(k, 0.0) >= SEVERITY_SHOWN
+                } or None
+            else:
+                probs = self.classifier.classify(crop)
             degradations = dict(sorted(probs.items(), key=lambda kv: -kv[1]))
         if self.perceiver is not None:
             tiers = self.perceiver.perceive(crop)
@@ -230,12 +244,12 @@ class Inspector:
             tree_path = [int(n) for n in self.tree.tree_path(crop)]
         sigma, quality = severity(image, path)
         verdict = _verdict(piqe_score, degradations, tiers)
-        verdict += _how_badly(verdict, sigma, quality)
+        verdict += _how_badly(verdict, sigma, quality, estimated)
         luminance = _luminance(image)
         dark = None if degradations is None else is_underexposed(degradations, luminance)
         return Inspection(
             path, int(width), int(height), piqe_score, piqe_grade(piqe_score), niqe_score, degradations, tree_path,
-            tiers, verdict, luminance, dark, sigma, quality,
+            tiers, verdict, luminance, dark, sigma, quality, estimated,
         )  # fmt: skip
 
     @torch.no_grad()
@@ -292,12 +306,46 @@ SHOWN_PROBABILITY = 0.01
 """The text report lists the types at or above this probability (the rest are named as under 1 %)."""
 
 
-def _how_badly(verdict: str, sigma: float | None, quality: float | None) -> str:
-    """The severity the verdict can add: the noise σ when it names noise as the damage, the JPEG quality when the
-    photo was saved below ``JPEG_NOTED`` (empty otherwise)."""
+SEVERITY_SHOWN = 0.2
+"""A severity head's estimate is reported only for a type at least this likely: each head was fitted on its own
+type's crops, and on other damage its number means nothing (a noisy photo reads as rain 1.0)."""
+
+LOW_LIGHT_STOPS = 5.0
+"""The stops of the engine's low light at severity 1: the midpoint of the range it draws from (4.5-5.5)."""
+
+
+def describe_severity(name: str, severity: float) -> str:
+    """What a severity (0-1) of the degradation engine's type ``name`` means, in words: the trail length of motion
+    blur and the stops of low light (their midpoints: the engine draws the end point of the latter in 4.5-5.5),
+    haze's extinction β; the bare number for the others.
+
+    Example:
+        >>> describe_severity("motion-blur", 0.4)
+        'severity about 0.40 of 1: a blur trail about 9 px long'
+    """
+    said = f"severity about {severity:.2f} of 1"
+    g = torch.Generator().manual_seed(0)
+    if name == "motion-blur":
+        said += f": a blur trail about {sample_motion_blur(severity, g).length:.0f} px long"
+    elif name == "low-light":
+        said += f": about {LOW_LIGHT_STOPS * severity:.1f} stops underexposed"
+    elif name == "haze":
+        said += f": extinction β about {sample_haze(severity, g).beta:.1f} (SOTS outdoor about 0.3-0.5)"
+    return said
+
+
+def _how_badly(verdict: str, sigma: float | None, quality: float | None, estimated: dict[str, float] | None) -> str:
+    """The severity the verdict can add: the noise σ when it names noise as the damage, the estimated severity of
+    another type it names that has a severity head, the JPEG quality when the photo was saved below ``JPEG_NOTED``
+    (empty otherwise)."""
     said = ""
-    if sigma is not None and verdict.startswith("looks degraded by noise"):
+    named = (
+        verdict.removeprefix("looks degraded by ").split(" (")[0] if verdict.startswith("looks degraded by ") else None
+    )
+    if sigma is not None and named == "noise":
         said += f", noise σ about {sigma:.0f} of 255"
+    elif named is not None and estimated and named in estimated:
+        said += f", {describe_severity(named, estimated[named])}"
     if quality is not None and quality < JPEG_NOTED:
         said += f"; saved as JPEG at quality about {quality:.0f}"
     return said

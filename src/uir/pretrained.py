@@ -113,12 +113,22 @@ def load_model(path: str | Path, device: str = "cpu") -> ModelRestorer:
     return ModelRestorer(path.stem, build_from_weights(weights), weights.labels, device=device)
 
 
-SHIPPED: dict[str, str] = {"nafnet-small-uir": "nafnet-small-uir.safetensors"}
+SHIPPED: dict[str, str] = {
+    "nafnet-fr-v2": "nafnet-fr-v2.safetensors",
+    "nafnet-small-uir": "nafnet-small-uir.safetensors",
+}
 """Shipped model name → its file in the package's ``weights`` folder (fp16 safetensors, run in fp32). Each is also
 registered as ``NAME-x4``: the same weights with a 4-flip test-time self-ensemble (4× slower)."""
 
-DEFAULT_MODEL = "nafnet-small-uir"
-"""The shipped model behind the name ``default``."""
+DEFAULT_MODEL = "nafnet-fr-v2"
+"""The shipped model behind the name ``default`` (docs/models/nafnet-fr-v2.md)."""
+
+FAST_MODEL = "nafnet-small-uir"
+"""The shipped model behind the name ``fast``: v1, about 40 % quicker than the default and behind it on every task
+but rain and motion blur (docs/models/nafnet-small-uir.md)."""
+
+ALIASES = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
+"""Names that stand for a shipped model."""
 
 
 SHIPPED_CLASSIFIER = "classifier-5d.safetensors"
@@ -142,14 +152,14 @@ def _weights_file(file: str, what: str) -> Path:
 
 
 def shipped_path(name: str) -> Path:
-    """The file of a shipped model (``SHIPPED``; ``default`` is ``DEFAULT_MODEL``).
+    """The file of a shipped model (``SHIPPED``, or one of its ``ALIASES``: ``default``, ``fast``).
 
     Raises:
         UirError: an unknown name, or a package installed without its weights.
     """
-    name = DEFAULT_MODEL if name == "default" else name
+    name = ALIASES.get(name, name)
     if name not in SHIPPED:
-        raise UirError(f"no shipped model {name!r}; shipped: {', '.join(sorted(SHIPPED))}")
+        raise UirError(f"no shipped model {name!r}; shipped: {', '.join(sorted([*SHIPPED, *ALIASES]))}")
     return _weights_file(SHIPPED[name], repr(name))
 
 
@@ -164,9 +174,9 @@ def shipped_analysis_path() -> Path:
 
 
 def load_shipped(name: str, device: str = "cpu", flips: int = 1) -> ModelRestorer:
-    """A shipped model by name (``default`` included) as a ``ModelRestorer``, named ``name``."""
+    """A shipped model by name (its ``ALIASES`` included) as a ``ModelRestorer``, named after the model."""
     restorer = load_model(shipped_path(name), device)
-    restorer.name = DEFAULT_MODEL if name == "default" else name
+    restorer.name = ALIASES.get(name, name)
     restorer.flips = flips
     if flips > 1:
         restorer.name += f"-x{flips}"
@@ -181,7 +191,7 @@ def load_model_file(path: Path, device: str) -> Restorer | None:
 
 
 register_loader(load_model_file)
-for _name in [*SHIPPED, "default"]:
+for _name in [*SHIPPED, *ALIASES]:
     register_restorer(_name, partial(load_shipped, _name), takes_device=True)
 for _name in SHIPPED:
     register_restorer(f"{_name}-x4", partial(load_shipped, _name, flips=4), takes_device=True)

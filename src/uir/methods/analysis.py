@@ -11,7 +11,10 @@ and re-decides on what it will see:
   good qualities and restored outputs of the shipped model(s) as ``clean``, and each degradation at mild to strong
   severities;
 - a **temperature** fitted on a held-out split (:func:`fit_temperature`, Guo et al. 2017), so that a probability
-  of 0.9 is right about 9 times in 10 (:func:`expected_calibration_error` measures it).
+  of 0.9 is right about 9 times in 10 (:func:`expected_calibration_error` measures it);
+- optionally, **severity heads** (:func:`fit_severity`): per degradation type, a ridge regression from the same
+  standardized features to the engine's severity (0-1, ``uir.degradations``' documented scale), fitted on that
+  type's crops: how badly, once the layer has said what.
 
 ``scripts/train_analysis.py`` builds the data, fits both and writes the file; :func:`load_analysis` reads it back as
 a :class:`CalibratedClassifier`, which ``uir.methods.load_classifier`` returns for such a file (so ``uir inspect
@@ -191,6 +194,24 @@ def fit_temperature(logits: Tensor, targets: Tensor) -> float:
     return float(log_t.detach().exp())
 
 
+def fit_severity(z: Tensor, severity: Tensor, l2: float) -> tuple[Tensor, float]:
+    """A ridge regression ``severity ≈ z @ weight + bias`` on standardized features ``z`` ``(N, F)``, in closed
+    form (float64); ``l2`` is the penalty per sample (``N · l2 · |weight|²``). Returns ``(weight (F,), bias)``.
+
+    Example:
+        >>> z = torch.randn(200, 3, generator=torch.Generator().manual_seed(0))
+        >>> w, b = fit_severity(z, 0.5 + 0.1 * z[:, 0], l2=1e-6)
+        >>> round(float(w[0]), 3), round(b, 3)
+        (0.1, 0.5)
+    """
+    x, y = z.double(), severity.double()
+    x_mean, y_mean = x.mean(0), y.mean()
+    xc = x - x_mean
+    gram = xc.T @ xc + len(x) * l2 * torch.eye(x.shape[1], dtype=torch.float64)
+    weight = torch.linalg.solve(gram, xc.T @ (y - y_mean))
+    return weight.float(), float(y_mean - x_mean @ weight)
+
+
 def expected_calibration_error(probs: Tensor, targets: Tensor, bins: int = 15) -> tuple[float, list[dict]]:
     """ECE of the top-class confidence over ``bins`` equal-width bins (Naeini et al. 2015), and the bins
     (``lo``, ``hi``, ``count``, ``confidence``, ``accuracy``) for a reliability picture.
@@ -218,7 +239,8 @@ def expected_calibration_error(probs: Tensor, targets: Tensor, bins: int = 15) -
 class CalibratedClassifier(nn.Module):
     """A classifier's frozen encoder, the analysis features and a fitted, temperature-scaled logistic layer.
 
-    Has the classifier protocol of ``uir.inspection`` (``classify(lq) -> {label: probability}``).
+    Has the classifier protocol of ``uir.inspection`` (``classify(lq) -> {label: probability}``) and, with severity
+    heads, ``assess(lq) -> ({label: probability}, {type: severity})`` from one pass over the features.
     """
 
     def __init__(
@@ -230,30 +252,59 @@ class CalibratedClassifier(nn.Module):
         weight: Tensor,
         bias: Tensor,
         temperature: float,
+        severity_labels: Sequence[str] = (),
+        severity_weight: Tensor | None = None,
+        severity_bias: Tensor | None = None,
     ) -> None:
         super().__init__()
         if weight.shape != (len(labels), mean.numel()) or std.shape != mean.shape or bias.shape != (len(labels),):
             raise UirError(f"analysis: inconsistent shapes (weight {tuple(weight.shape)}, {len(labels)} labels)")
+        k = len(severity_labels)
+        if severity_weight is None:
+            severity_weight, severity_bias = torch.zeros(k, mean.numel()), torch.zeros(k)
+        if severity_weight.shape != (k, mean.numel()) or severity_bias is None or severity_bias.shape != (k,):
+            raise UirError(f"analysis: severity heads for {k} types of shape {tuple(severity_weight.shape)}")
         self.base, self.labels, self.temperature = base, list(labels), float(temperature)
-        for name, value in (("mean", mean), ("std", std), ("weight", weight), ("bias", bias)):
+        self.severity_labels = list(severity_labels)
+        for name, value in (("mean", mean), ("std", std), ("weight", weight), ("bias", bias),
+                            ("severity_weight", severity_weight), ("severity_bias", severity_bias)):  # fmt: skip
             self.register_buffer(name, value.float())
 
     def forward(self, lq: Tensor) -> Tensor:
         """Calibrated logits ``(B, K)`` of ``(B, 3, H, W)`` in [0, 1] (temperature included)."""
+        return self._heads(lq)[0]
+
+    def _heads(self, lq: Tensor) -> tuple[Tensor, Tensor]:
         z = (analysis_features(self.base, lq) - self.mean) / self.std
-        return (z @ self.weight.T + self.bias) / self.temperature
+        severity = (z @ self.severity_weight.T + self.severity_bias).clamp(0.0, 1.0)
+        return (z @ self.weight.T + self.bias) / self.temperature, severity
 
     @torch.no_grad()
     def classify(self, lq: Tensor) -> dict[str, float]:
         """The probability of each class for one image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1]."""
         return classify_one(self, self.labels, lq)
 
+    @torch.no_grad()
+    def assess(self, lq: Tensor) -> tuple[dict[str, float], dict[str, float]]:
+        """:meth:`classify`'s probabilities and the estimated severity (0-1) of each type with a severity head,
+        for one image, from one pass; the severities are empty for a file fitted without heads."""
+        if lq.ndim == 3:
+            lq = lq[None]
+        if lq.ndim != 4 or lq.shape[0] != 1:
+            raise UirError(f"assess takes one image (3, H, W) or (1, 3, H, W), got shape {tuple(lq.shape)}")
+        logits, severity = self._heads(lq)
+        probs = dict(zip(self.labels, logits.softmax(dim=1)[0].tolist(), strict=True))
+        return probs, dict(zip(self.severity_labels, severity[0].tolist(), strict=True))
+
 
 def export_analysis(path: str | Path, analysis: CalibratedClassifier, base: str, notes: dict | None = None) -> Path:
     """Write the fitted layer (not the encoder: ``base`` names the classifier it sits on, ``classifier-5d`` for the
     shipped one, or its file: relative to the analysis file's folder when it is there) as a small safetensors
     file."""
-    state = {k: getattr(analysis, k).contiguous() for k in ("mean", "std", "weight", "bias")}
+    keys = ("mean", "std", "weight", "bias") + (
+        ("severity_weight", "severity_bias") if analysis.severity_labels else ()
+    )
+    state = {k: getattr(analysis, k).contiguous() for k in keys}
     metadata = {
         "format": ANALYSIS_FORMAT,
         "backbone": "none (a fitted layer; the encoder is the base classifier's)",
@@ -261,6 +312,7 @@ def export_analysis(path: str | Path, analysis: CalibratedClassifier, base: str,
         "labels": json.dumps(analysis.labels),
         "temperature": repr(analysis.temperature),
         "cues": json.dumps(CUE_NAMES),
+        "severity_labels": json.dumps(analysis.severity_labels),
         "notes": json.dumps(notes or {}),
     }
     return export_safetensors(path, state, metadata)
@@ -296,6 +348,8 @@ def load_analysis(path: str | Path, load_base: object) -> CalibratedClassifier:
         cue_names, labels = json.loads(meta["cues"]), json.loads(meta["labels"])
         temperature, base_name = float(meta["temperature"]), meta["base"]
         layer = [state[k] for k in ("mean", "std", "weight", "bias")]
+        severity_labels = json.loads(meta.get("severity_labels", "[]"))
+        heads = (state["severity_weight"], state["severity_bias"]) if severity_labels else (None, None)
     except (KeyError, ValueError) as err:
         raise UirError(f"{path}: a damaged analysis file ({type(err).__name__}: {err})") from None
     if cue_names != list(CUE_NAMES):
@@ -309,4 +363,4 @@ def load_analysis(path: str | Path, load_base: object) -> CalibratedClassifier:
     width = 2 * sum(base.backbone.feature_dims) + len(base.labels) + len(CUE_NAMES)
     if layer[0].numel() != width:
         raise UirError(f"{path}: fitted on {layer[0].numel()} features, but its base {base_name!r} gives {width}")
-    return CalibratedClassifier(base, labels, *layer, temperature).eval()
+    return CalibratedClassifier(base, labels, *layer, temperature, severity_labels, *heads).eval()

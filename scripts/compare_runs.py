@@ -1,0 +1,73 @@
+"""Compare two models image by image from ``uir eval``'s ``results.json`` files.
+
+    python scripts/compare_runs.py runs/eval-p3/results.json:nafnet-fr-v2-p3 runs/eval-p2/results.json:nafnet-small-uir
+
+Each argument is ``RESULTS.json:MODEL`` (the model's name as in the table; ``:MODEL`` may be left out when the file
+holds one model besides ``input``). For every set both files scored on the same images, prints the mean PSNR of
+each, the mean difference (first minus second) with its standard error over images (paired), the smallest and
+largest per-image difference and how many images the first wins. A difference within about two standard errors
+is not told apart from noise on that set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def scores(spec: str) -> tuple[str, dict[str, dict[str, float]]]:
+    """``{set: {image: psnr}}`` of one model in one results file."""
+    path, _, model = spec.partition(":")
+    if not Path(path).is_file():
+        raise SystemExit(f"compare_runs: {path}: no such file")
+    try:
+        sets = json.loads(Path(path).read_text())["sets"]
+    except (ValueError, KeyError, TypeError):
+        raise SystemExit(f"compare_runs: {path}: not a uir eval results.json") from None
+    names = sorted({m for s in sets for m in s["models"] if m != "input"})
+    if not model:
+        if len(names) != 1:
+            raise SystemExit(f"compare_runs: {path} holds {', '.join(names)}: name one as {path}:MODEL")
+        model = names[0]
+    if model not in names:
+        raise SystemExit(f"compare_runs: {path} has no model {model!r}; it has {', '.join(names)}")
+    found = {s["name"]: s["models"][model]["per_image"]["psnr"] for s in sets if model in s["models"]}
+    return model, found
+
+
+def paired(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    """Mean difference ``a − b`` over the images both hold, its standard error, extremes and wins of ``a``."""
+    shared = sorted(set(a) & set(b))
+    diffs = [a[k] - b[k] for k in shared if math.isfinite(a[k]) and math.isfinite(b[k])]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("nan")
+    return {"n": n, "a": sum(a[k] for k in shared) / len(shared), "b": sum(b[k] for k in shared) / len(shared),
+            "diff": mean, "se": spread / math.sqrt(n), "min": min(diffs), "max": max(diffs),
+            "wins": sum(d > 0 for d in diffs)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("first", help="RESULTS.json[:MODEL]")
+    p.add_argument("second", help="RESULTS.json[:MODEL]")
+    args = p.parse_args(argv)
+    (name_a, a), (name_b, b) = scores(args.first), scores(args.second)
+    common = [s for s in a if s in b]
+    if not common:
+        raise SystemExit("compare_runs: the two files share no set")
+    print(f"{name_a} (a) against {name_b} (b), PSNR dB, per image a − b")
+    print("| set | images | a | b | a − b ± s.e. | smallest | largest | a wins |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in common:
+        r = paired(a[name], b[name])
+        print(f"| {name} | {r['n']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} ± {r['se']:.3f} | "
+              f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} |")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
