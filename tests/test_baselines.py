@@ -19,7 +19,7 @@ from uir.baselines import (
 )
 from uir.baselines.base import linear_to_srgb, srgb_to_linear
 from uir.errors import UirError
-from uir.pretrained import DEFAULT_MODEL
+from uir.pretrained import ALIASES
 from uir.restorers import Restorer, available_restorers, load_restorer
 
 EXPECTED = {
@@ -50,7 +50,7 @@ def test_registry_lists_every_baseline() -> None:
 @pytest.mark.parametrize("name", available_restorers())
 def test_contract_on_odd_sizes(name: str, odd_photo: Tensor) -> None:
     restorer = load_restorer(name)  # bm3d too: the test extra installs it
-    assert isinstance(restorer, Restorer) and restorer.name == (DEFAULT_MODEL if name == "default" else name)
+    assert isinstance(restorer, Restorer) and restorer.name == ALIASES.get(name, name)
     lq = torch.cat([odd_photo, odd_photo.flip(-1) * 0.5])  # (2, 3, 37, 53)
     tasks = ["noise", "haze"]
     out = restorer.restore(lq, tasks)
