@@ -5,8 +5,9 @@
 Each argument is ``RESULTS.json:MODEL`` (the model's name as in the table; ``:MODEL`` may be left out when the file
 holds one model besides ``input``). For every set both files scored on the same images, prints the mean PSNR of
 each, the mean difference (first minus second) with its standard error over images (paired), the smallest and
-largest per-image difference and how many images the first wins. A difference within about two standard errors
-is not told apart from noise on that set.
+largest per-image difference and how many images the first wins (and ties). ``:input`` names a file's inputs, so
+``RESULTS.json:MODEL RESULTS.json:input`` counts the images a model made worse. A difference within about two
+standard errors is not told apart from noise on that set.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def scores(spec: str) -> tuple[str, dict[str, dict[str, float]]]:
         if len(names) != 1:
             raise SystemExit(f"compare_runs: {path} holds {', '.join(names)}: name one as {path}:MODEL")
         model = names[0]
-    if model not in names:
+    if model not in [*names, "input"]:
         raise SystemExit(f"compare_runs: {path} has no model {model!r}; it has {', '.join(names)}")
     found = {s["name"]: s["models"][model]["per_image"]["psnr"] for s in sets if model in s["models"]}
     return model, found
@@ -47,7 +48,7 @@ def paired(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("nan")
     return {"n": n, "a": sum(a[k] for k in shared) / len(shared), "b": sum(b[k] for k in shared) / len(shared),
             "diff": mean, "se": spread / math.sqrt(n), "min": min(diffs), "max": max(diffs),
-            "wins": sum(d > 0 for d in diffs)}  # fmt: skip
+            "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs)}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if not common:
         raise SystemExit("compare_runs: the two files share no set")
     print(f"{name_a} (a) against {name_b} (b), PSNR dB, per image a − b")
-    print("| set | images | a | b | a − b ± s.e. | smallest | largest | a wins |")
+    print("| set | images | a | b | a − b ± s.e. | smallest | largest | a wins (ties) |")
     print("|---|---|---|---|---|---|---|---|")
     for name in common:
         r = paired(a[name], b[name])
         print(f"| {name} | {r['n']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} ± {r['se']:.3f} | "
-              f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} |")  # fmt: skip
+              f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} ({r['ties']}) |")  # fmt: skip
     return 0
 
 
