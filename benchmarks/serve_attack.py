@@ -267,12 +267,12 @@ MEMORY_CHILD = textwrap.dedent(
         return int(line.split()[1]) / 1024
 
     model = uir.load("default", engine="torch")
-    _restore_job(model, noisy_png(64), "warm.png", lambda: None)
+    _restore_job(model, noisy_png(64), "warm.png", ("auto",), "auto", lambda: None)
     data = noisy_png({side})
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
     before = status("VmRSS")
     start = time.perf_counter()
-    _restore_job(model, data, "photo.png", lambda: None)
+    _restore_job(model, data, "photo.png", ("auto",), "auto", lambda: None)
     print(before, status("VmHWM"), time.perf_counter() - start, len(data))
     """
 )

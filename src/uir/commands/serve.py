@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload in MiB (default 50; 413 beyond)")
     p.add_argument(
-        "--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default 25 M: ~1.2 GiB to restore)"
+        "--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default 25 M: ~1.5 GiB to restore)"
     )
     p.add_argument("--workers", type=int, default=1, help="images restored at once (default 1)")
     p.add_argument("--queue", type=int, default=4, help="requests waiting for a worker before 503 (default 4)")

@@ -66,7 +66,7 @@ class Limits:
     Attributes:
         max_upload_mb: largest upload in MiB (413 beyond).
         max_pixels: largest image in pixels, width times height (413 beyond), checked before decoding. A running
-            restore with the default model peaks near 50 MiB per megapixel (1.2 GiB at 25 M; docs/serving.md).
+            restore with the default model peaks near 60 MiB per megapixel (1.5 GiB at 25 M; docs/serving.md).
         workers: inference threads.
         queue_size: requests allowed to wait for a worker (503 with ``Retry-After`` beyond); uploads being
             received count among them.
