@@ -40,7 +40,7 @@ from PIL import Image, ImageDraw, ImageFont
 from uir.api import load
 from uir.data.datasets import SyntheticDataset
 from uir.degradations import Mix, get_mix
-from uir.inspection import LOW_LIGHT_STOPS
+from uir.inspection import severity_in_units
 from uir.methods import load_classifier
 from uir.methods.analysis import (
     CalibratedClassifier,
@@ -176,19 +176,14 @@ def report(title: str, probs: torch.Tensor, split: dict) -> dict:
     return {"rows": rows, "bins": bins}
 
 
-PHYSICAL = {  # severity -> what uir inspect reports (uir.inspection.describe_severity; the engine's formulas)
-    "motion-blur": ("blur trail px", lambda s: 35.0 * s**1.5),
-    "low-light": ("stops", lambda s: LOW_LIGHT_STOPS * s),
-    "haze": ("beta", lambda s: 3.0 * s**1.5),
-}
-
-
-def severity_heads(analysis: CalibratedClassifier, fit: dict, calibration: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per type, the ridge head with the penalty that has the smallest mean absolute error on the calibration
-    split; ``(weight (T, F), bias (T,))`` in ``TYPES``' order."""
+def severity_heads(
+    mean: torch.Tensor, std: torch.Tensor, fit: dict, calibration: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per type, the ridge head on features standardized by ``mean`` and ``std`` with the penalty that has the
+    smallest mean absolute error on the calibration split; ``(weight (T, F), bias (T,))`` in ``TYPES``' order."""
     weights, biases = [], []
     for k, name in enumerate(TYPES):
-        z = {n: (split["features"][split["targets"] == k] - analysis.mean) / analysis.std
+        z = {n: (split["features"][split["targets"] == k] - mean) / std
              for n, split in (("fit", fit), ("calibration", calibration))}  # fmt: skip
         y = {n: split["severities"][split["targets"] == k] for n, split in (("fit", fit), ("calibration", calibration))}
         best = None
@@ -215,9 +210,11 @@ def severity_report(title: str, analysis: CalibratedClassifier, split: dict) -> 
             "mae": float((guess - truth).abs().mean()),
             "within 0.1": float(((guess - truth).abs() <= 0.1).double().mean()),
         }
-        if name in PHYSICAL:
-            unit, to = PHYSICAL[name]
-            row[f"mae {unit}"] = float((to(guess) - to(truth)).abs().mean())
+        if severity_in_units(name, 0.5) is not None:  # what uir inspect says in words
+            unit = severity_in_units(name, 0.5)[0]
+            errors = [abs(severity_in_units(name, float(a))[1] - severity_in_units(name, float(b))[1])
+                      for a, b in zip(guess, truth, strict=True)]  # fmt: skip
+            row[f"mae {unit}"] = sum(errors) / len(errors)
         rows[name] = row
     print(
         f"{title}: " + "; ".join(f"{n} " + ", ".join(f"{k} {v:.3f}" for k, v in r.items()) for n, r in rows.items()),
@@ -288,10 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         logits[:, LABELS.index("clean")] += shift
         temperature = fit_temperature(logits, calibration["targets"])
     print(f"chosen l2 {l2:g}, clean bias +{shift:g}, temperature {temperature:.3f}")
-    analysis = CalibratedClassifier(classifier, LABELS, *layer, temperature=temperature)
-    analysis = CalibratedClassifier(
-        classifier, LABELS, *layer, temperature, TYPES, *severity_heads(analysis, fit, calibration)
-    )
+    heads = severity_heads(layer[0].float(), layer[1].float(), fit, calibration)
+    analysis = CalibratedClassifier(classifier, LABELS, *layer, temperature, TYPES, *heads)
 
     def probs(split: dict, t: float | None = None) -> torch.Tensor:
         z = ((split["features"] - analysis.mean) / analysis.std) @ analysis.weight.T + analysis.bias

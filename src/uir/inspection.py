@@ -314,24 +314,43 @@ LOW_LIGHT_STOPS = 5.0
 """The stops of the engine's low light at severity 1: the midpoint of the range it draws from (4.5-5.5)."""
 
 
+def severity_in_units(name: str, severity: float) -> tuple[str, float] | None:
+    """A severity (0-1) of the degradation engine's type ``name`` in physical units, from the engine's own
+    samplers: motion blur's trail length (px), low light's stops (the midpoint ``LOW_LIGHT_STOPS``: the engine draws
+    the end point in 4.5-5.5), haze's extinction β; ``None`` for the others.
+
+    Example:
+        >>> unit, value = severity_in_units("motion-blur", 0.4)
+        >>> unit, round(value, 1)
+        ('px', 8.9)
+    """
+    g = torch.Generator().manual_seed(0)
+    if name == "motion-blur":
+        return "px", sample_motion_blur(severity, g).length
+    if name == "low-light":
+        return "stops", LOW_LIGHT_STOPS * severity
+    if name == "haze":
+        return "beta", sample_haze(severity, g).beta
+    return None
+
+
 def describe_severity(name: str, severity: float) -> str:
-    """What a severity (0-1) of the degradation engine's type ``name`` means, in words: the trail length of motion
-    blur and the stops of low light (their midpoints: the engine draws the end point of the latter in 4.5-5.5),
-    haze's extinction β; the bare number for the others.
+    """What a severity (0-1) of the engine's type ``name`` means, in words (``severity_in_units``).
 
     Example:
         >>> describe_severity("motion-blur", 0.4)
         'severity about 0.40 of 1: a blur trail about 9 px long'
     """
     said = f"severity about {severity:.2f} of 1"
-    g = torch.Generator().manual_seed(0)
-    if name == "motion-blur":
-        said += f": a blur trail about {sample_motion_blur(severity, g).length:.0f} px long"
-    elif name == "low-light":
-        said += f": about {LOW_LIGHT_STOPS * severity:.1f} stops underexposed"
-    elif name == "haze":
-        said += f": extinction β about {sample_haze(severity, g).beta:.1f} (SOTS outdoor about 0.3-0.5)"
-    return said
+    unit = severity_in_units(name, severity)
+    if unit is None:
+        return said
+    words = {
+        "px": "a blur trail about {:.0f} px long",
+        "stops": "about {:.1f} stops underexposed",
+        "beta": "extinction β about {:.1f} (SOTS outdoor about 0.3-0.5)",
+    }
+    return f"{said}: {words[unit[0]].format(unit[1])}"
 
 
 def _how_badly(verdict: str, sigma: float | None, quality: float | None, estimated: dict[str, float] | None) -> str:

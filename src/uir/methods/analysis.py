@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from uir.checkpoint import export_safetensors, read_safetensors
 from uir.errors import UirError
 from uir.models.heads import DegradationClassifier
-from uir.models.heads.classifier import classify_one
+from uir.models.heads.classifier import classify_one, one_image
 
 ANALYSIS_FORMAT = "uir-calibrated-analysis"
 """The ``format`` metadata of an analysis file (:func:`export_analysis`)."""
@@ -288,11 +288,7 @@ class CalibratedClassifier(nn.Module):
     def assess(self, lq: Tensor) -> tuple[dict[str, float], dict[str, float]]:
         """:meth:`classify`'s probabilities and the estimated severity (0-1) of each type with a severity head,
         for one image, from one pass; the severities are empty for a file fitted without heads."""
-        if lq.ndim == 3:
-            lq = lq[None]
-        if lq.ndim != 4 or lq.shape[0] != 1:
-            raise UirError(f"assess takes one image (3, H, W) or (1, 3, H, W), got shape {tuple(lq.shape)}")
-        logits, severity = self._heads(lq)
+        logits, severity = self._heads(one_image(lq, "assess"))
         probs = dict(zip(self.labels, logits.softmax(dim=1)[0].tolist(), strict=True))
         return probs, dict(zip(self.severity_labels, severity[0].tolist(), strict=True))
 

@@ -128,13 +128,23 @@ class DegradationClassifier(nn.Module):
         return classify_one(self, self.labels, lq)
 
 
-def classify_one(model: nn.Module, labels: Sequence[str], lq: Tensor) -> dict[str, float]:
-    """``{label: probability}`` of one image ``(3, H, W)`` or ``(1, 3, H, W)`` from a module that maps
-    ``(B, 3, H, W)`` to logits (the classifiers' shared ``classify``)."""
+def one_image(lq: Tensor, what: str = "classify") -> Tensor:
+    """``lq`` as a batch of one ``(1, 3, H, W)``, from ``(3, H, W)`` or ``(1, 3, H, W)``.
+
+    Raises:
+        UirError: any other shape (``what`` names the caller in the one-line message).
+    """
     if lq.ndim == 3:
         lq = lq[None]
     if lq.ndim != 4 or lq.shape[0] != 1:
-        raise UirError(f"classify takes one image (3, H, W) or (1, 3, H, W), got shape {tuple(lq.shape)}")
+        raise UirError(f"{what} takes one image (3, H, W) or (1, 3, H, W), got shape {tuple(lq.shape)}")
+    return lq
+
+
+def classify_one(model: nn.Module, labels: Sequence[str], lq: Tensor) -> dict[str, float]:
+    """``{label: probability}`` of one image ``(3, H, W)`` or ``(1, 3, H, W)`` from a module that maps
+    ``(B, 3, H, W)`` to logits (the classifiers' shared ``classify``)."""
+    lq = one_image(lq)
     with torch.no_grad():
         probs = model(lq).softmax(dim=1)[0].tolist()
     return dict(zip(labels, probs, strict=True))
