@@ -16,7 +16,7 @@ from uir import degradations as D
 from uir.api import AUTO, Model, check_task, plan_for_tasks
 from uir.cli import main
 from uir.data import pair_dirs
-from uir.degradations.noise import add_camera_noise
+from uir.degradations.noise import add_camera_noise, inverse_tone_curve, tone_curve
 from uir.errors import UirError
 from uir.inspection import LOW_LIGHT_CONFIDENCE, LOW_LIGHT_MEAN, Inspector, is_underexposed
 from uir.metrics import colour_shift, luminance_ratio
@@ -243,4 +243,20 @@ def test_camera_noise_models_the_camera() -> None:
     (step,) = json.loads(record.to_json())["steps"]
     assert 0 <= step["params"]["ccm"] <= 1 and 0 <= step["params"]["nr"] <= 1.5, step
     assert step["params"]["quality"] == 0 or 88 <= step["params"]["quality"] <= 98
+    assert 0 <= step["params"]["tone"] <= 0.8 and 3 <= step["params"]["chroma_nr"] <= 6, step
     assert torch.equal(lq, D.degrade(clean, "camera-noise", 0.3, 123)[0])  # reproducible
+
+
+def test_the_cameras_tone_curve_moves_the_grain_from_the_shadows_to_the_mid_tones() -> None:
+    ramp = torch.linspace(0.02, 0.98, 96).view(1, 1, 1, 96).expand(1, 3, 96, 96).contiguous()
+    assert torch.allclose(inverse_tone_curve(tone_curve(ramp, 0.8), 0.8), ramp, atol=1e-5)
+    assert torch.equal(tone_curve(ramp[..., :1] * 0, 0.8), ramp[..., :1] * 0)  # black and white stay put
+
+    def shadows_over_mid_tones(tone: float) -> float:
+        noisy = add_camera_noise(ramp, 0.012 * 0.3**2, 0.004, torch.Generator().manual_seed(0), tone=tone)
+        r = noisy - ramp
+        return float(r[..., 4:20].std() / r[..., 40:56].std())
+
+    assert shadows_over_mid_tones(0.8) < 0.75 * shadows_over_mid_tones(0.0)
+    clean = add_camera_noise(ramp, 0.0, 0.0, torch.Generator().manual_seed(0), tone=0.8)
+    assert torch.equal(clean, ramp)  # no noise: the photo is not touched by the curve's round trip

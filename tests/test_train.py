@@ -21,6 +21,8 @@ from uir.config import Config, config_from_dict, expand_path, load_config, to_di
 from uir.data.mixing import MixSampler
 from uir.distributed import Distributed
 from uir.errors import UirError
+from uir.methods.supervised import Supervised, psnr_loss
+from uir.metrics.reference import psnr
 from uir.restorers import load_restorer
 from uir.train import Trainer, train
 
@@ -80,7 +82,7 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
         ({}, ["train.nope=1"], r"^--set train\.nope=1: unknown key 'train\.nope'"),
         ({}, ["optim.lr"], r"--set takes KEY=VALUE"),
         ({}, ["method.name=foo"], r"unknown method 'foo'; known: ([\w-]+, )*supervised"),
-        ({}, ["method.loss=l2"], r"method\.loss=l2: expected one of 'l1', 'charbonnier'"),
+        ({}, ["method.loss=l2"], r"method\.loss=l2: expected one of 'l1', 'charbonnier', 'psnr'"),
         ({"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5}]}}, ["data.sources.2.repeat=1"], r"0\.\.0"),
         (
             {"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5, "files": [4, 2]}]}},
@@ -116,6 +118,23 @@ def test_config_file_overrides_and_round_trip(cfg: Config, tmp_path: Path) -> No
     bad.write_text("optim:\n  lr: 1\n  lr: 2\n")
     with pytest.raises(UirError, match=r"bad\.yaml: invalid YAML \(line 3\): duplicate key 'lr'"):
         load_config(bad)
+
+
+def test_psnr_loss_is_minus_the_benchmarks_psnr_and_weighs_faint_damage() -> None:
+    gt = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
+    # one image faintly wrong (a clean photo to keep), one badly (haze): under L1 the faint one hardly counts
+    wrong = torch.stack([torch.full((3, 16, 16), 0.002), torch.full((3, 16, 16), 0.08)])
+    restored = (gt + wrong).requires_grad_()
+    expected = -sum(float(psnr(restored[i : i + 1].detach(), gt[i : i + 1])) for i in range(2)) / 2
+    assert float(psnr_loss(restored, gt, eps=1e-12)) == pytest.approx(expected, abs=1e-3)
+    for loss, expected_ratio in (("l1", 1.0), ("psnr", 0.08 / 0.002)):
+        method = Supervised(torch.nn.Identity(), loss=loss)
+        value, logs = method({"lq": restored, "gt": gt})
+        (grad,) = torch.autograd.grad(value, restored)
+        # the faint image's gradient against the bad one's: equal under L1, 40x under PSNR (d log mse ∝ 1 / error)
+        ratio = float(grad[0].abs().mean() / grad[1].abs().mean())
+        assert ratio == pytest.approx(expected_ratio, rel=1e-2), (loss, ratio)
+        assert sorted(logs) == (["l1"] if loss == "l1" else ["l1", "psnr"])
 
 
 def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:

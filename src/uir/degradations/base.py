@@ -156,9 +156,10 @@ class DegradationRecord:
             raise UirError(f"not a degradation record: {exc}") from None
 
 
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 """Bumped whenever an op makes something else from the same seed (2: ``camera-noise`` gained the colour matrix,
-in-camera noise reduction and JPEG); cached synthetic sets (``uir.benchmarks.synthesize``) are keyed by it."""
+in-camera noise reduction and JPEG; 3: its tone curve and stronger colour noise reduction); cached synthetic sets
+(``uir.benchmarks.synthesize``) are keyed by it."""
 
 OPS: dict[str, Op] = {}
 TYPES: dict[str, DegradationType] = {}

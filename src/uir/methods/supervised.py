@@ -1,4 +1,4 @@
-"""Supervised restoration: the backbone maps ``lq`` to ``gt`` under an L1 or Charbonnier loss."""
+"""Supervised restoration: the backbone maps ``lq`` to ``gt`` under an L1, Charbonnier or PSNR loss."""
 
 from __future__ import annotations
 
@@ -16,17 +16,22 @@ class SupervisedConfig:
     """The ``method:`` section for ``name: supervised``.
 
     Attributes:
-        loss: ``l1`` (mean absolute error) or ``charbonnier`` (``mean(sqrt((x - y)² + eps²))``).
+        loss: ``l1`` (mean absolute error), ``charbonnier`` (``mean(sqrt((x - y)² + eps²))``) or ``psnr`` (minus
+            each image's PSNR, averaged: ``psnr_loss``).
         charbonnier_eps: the Charbonnier ``eps``.
+        psnr_eps: added to each image's mean squared error before the log (``psnr_loss``).
     """
 
     name: Literal["supervised"] = "supervised"
-    loss: Literal["l1", "charbonnier"] = "l1"
+    loss: Literal["l1", "charbonnier", "psnr"] = "l1"
     charbonnier_eps: float = 1e-3
+    psnr_eps: float = 1e-8
 
     def check(self) -> None:
         if not self.charbonnier_eps > 0:
             raise ValueError(f"charbonnier_eps must be > 0, got {self.charbonnier_eps}")
+        if not self.psnr_eps > 0:
+            raise ValueError(f"psnr_eps must be > 0, got {self.psnr_eps}")
 
 
 def charbonnier(restored: Tensor, gt: Tensor, eps: float = 1e-3) -> Tensor:
@@ -43,13 +48,32 @@ def charbonnier(restored: Tensor, gt: Tensor, eps: float = 1e-3) -> Tensor:
     return torch.sqrt((restored - gt).square() + eps * eps).mean()
 
 
+def psnr_loss(restored: Tensor, gt: Tensor, eps: float = 1e-8) -> Tensor:
+    """``mean_i 10·log10(mse_i + eps)``: minus each image's PSNR (peak 1), averaged over the batch (NAFNet's loss,
+    Chen et al. 2022). Every image counts in decibels, as the benchmarks count it: under L1 an image whose damage
+    is faint (weak camera grain, a clean photo to keep) contributes almost nothing beside a hazy or dark one.
+
+    Args:
+        restored: ``(B, 3, H, W)``.
+        gt: ``(B, 3, H, W)``.
+        eps: keeps the log finite when an image is restored exactly.
+
+    Example:
+        >>> round(psnr_loss(torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.1)).item(), 3)
+        -20.0
+    """
+    mse = (restored - gt).square().flatten(1).mean(1)
+    return 10.0 * torch.log10(mse + eps).mean()
+
+
 class Supervised(nn.Module):
     """Train a backbone to restore: ``loss = L(backbone(lq), gt)``.
 
     Args:
         backbone: any backbone of ``uir.models.backbones`` (``forward(lq) -> restored``).
-        loss: ``l1`` or ``charbonnier``.
+        loss: ``l1``, ``charbonnier`` or ``psnr``.
         charbonnier_eps: the Charbonnier ``eps``.
+        psnr_eps: the ``eps`` of ``psnr_loss``.
 
     Example:
         >>> from torch import nn
@@ -60,28 +84,33 @@ class Supervised(nn.Module):
         (1.0, ['l1'])
     """
 
-    def __init__(self, backbone: nn.Module, *, loss: str = "l1", charbonnier_eps: float = 1e-3) -> None:
+    def __init__(
+        self, backbone: nn.Module, *, loss: str = "l1", charbonnier_eps: float = 1e-3, psnr_eps: float = 1e-8
+    ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.loss, self.charbonnier_eps = loss, charbonnier_eps
+        self.loss, self.charbonnier_eps, self.psnr_eps = loss, charbonnier_eps, psnr_eps
 
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Restore ``batch["lq"]`` and score it against ``batch["gt"]``, both ``(B, 3, H, W)`` in [0, 1].
 
         Returns:
-            The loss, and ``{"l1": ...}`` (plus ``"charbonnier"``) as detached scalars.
+            The loss, and ``{"l1": ...}`` (plus ``"charbonnier"`` or ``"psnr"``) as detached scalars.
         """
         restored = self.backbone(batch["lq"])
         l1 = (restored - batch["gt"]).abs().mean()
         if self.loss == "l1":
             return l1, {"l1": l1.detach()}
+        if self.loss == "psnr":
+            loss = psnr_loss(restored, batch["gt"], self.psnr_eps)
+            return loss, {"psnr": -loss.detach(), "l1": l1.detach()}
         loss = charbonnier(restored, batch["gt"], self.charbonnier_eps)
         return loss, {"charbonnier": loss.detach(), "l1": l1.detach()}
 
 
 def build_supervised(backbone: nn.Module, config: SupervisedConfig) -> Supervised:
     """The registry's builder: config keys are the constructor's arguments."""
-    return Supervised(backbone, loss=config.loss, charbonnier_eps=config.charbonnier_eps)
+    return Supervised(backbone, loss=config.loss, charbonnier_eps=config.charbonnier_eps, psnr_eps=config.psnr_eps)
 
 
 register_method("supervised", SupervisedConfig, build_supervised)
