@@ -22,6 +22,7 @@ from uir import degradations as D
 from uir import io
 from uir.api import load
 from uir.data import pair_folder
+from uir.degradations.noise import add_gaussian_noise
 from uir.metrics import psnr
 
 KINDS = (("camera-noise", 0.1), ("camera-noise", 0.2), ("camera-noise", 0.3), ("gauss", 3), ("gauss", 5))
@@ -32,8 +33,7 @@ def noisy(kind: str, level: float, clean: torch.Tensor, i: int, grains: list[tor
     if kind == "camera-noise":
         return D.degrade(clean, kind, level, 1000 + i)[0]
     if kind == "gauss":
-        g = torch.Generator().manual_seed(i)
-        return (clean + level / 255 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
+        return add_gaussian_noise(clean, level, torch.Generator().manual_seed(i))
     grain = grains[i % len(grains)]
     h, w = min(clean.shape[-2], grain.shape[-2]), min(clean.shape[-1], grain.shape[-1])
     return (clean[..., :h, :w] + grain[..., :h, :w]).clamp(0, 1)
