@@ -98,6 +98,7 @@ def test_mask_ratio_and_patch_size_are_honoured(monkeypatch: pytest.MonkeyPatch)
     assert odd.shape == (2, 1, 37, 53) and (odd[:, :, ::8, ::8] == 0).sum().item() == 18
     assert random_patch_mask(1, 8, 8, patch_size=16, ratio=0.9).min() == 1  # one cell: stays visible
     assert [default_patch_size(create_backbone(n)) for n in TINY] == [16, 8, 8]
+    assert [default_patch_size(create_backbone(n)) for n in ("nafnet-cpu", "restormer-cpu")] == [32, 16]
 
     method = _method("restormer-tiny", mask_ratio=0.75, patch_size=4)
     seen = []
@@ -106,6 +107,17 @@ def test_mask_ratio_and_patch_size_are_honoured(monkeypatch: pytest.MonkeyPatch)
     method(_batch(32, 32))
     (used,) = seen
     assert used.shape == (4, 1, 32, 32) and (used[:, :, ::4, ::4] == 0).sum(dim=(1, 2, 3)).tolist() == [48] * 4
+
+
+def test_default_cells_line_up_with_the_bottleneck() -> None:
+    """Issue 21: with the backbone's deepest stride as the cell, half the bottleneck is hidden at ratio 0.5; a
+    finer cell leaves most of it visible (a deep position is visible when any of its pixels is)."""
+    torch.manual_seed(3)
+    _, aligned = _method("nafnet-tiny")(_batch(64, 64))
+    torch.manual_seed(3)
+    _, finer = _method("nafnet-tiny", patch_size=4)(_batch(64, 64))
+    assert aligned["visible_deep"].item() == 0.5
+    assert finer["visible_deep"].item() > 0.8
 
 
 # --------------------------------------------------------------------------- losses

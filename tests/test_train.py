@@ -83,6 +83,7 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
         ({}, ["optim.lr"], r"--set takes KEY=VALUE"),
         ({}, ["method.name=foo"], r"unknown method 'foo'; known: ([\w-]+, )*supervised"),
         ({}, ["method.loss=l2"], r"method\.loss=l2: expected one of 'l1', 'charbonnier', 'psnr'"),
+        ({}, ["method.l1_weight=200"], r"l1_weight adds L1 to the psnr or charbonnier loss"),
         ({"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5}]}}, ["data.sources.2.repeat=1"], r"0\.\.0"),
         (
             {"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5, "files": [4, 2]}]}},
@@ -135,6 +136,9 @@ def test_psnr_loss_is_minus_the_benchmarks_psnr_and_weighs_faint_damage() -> Non
         ratio = float(grad[0].abs().mean() / grad[1].abs().mean())
         assert ratio == pytest.approx(expected_ratio, rel=1e-2), (loss, ratio)
         assert sorted(logs) == (["l1"] if loss == "l1" else ["l1", "psnr"])
+    mixed = Supervised(torch.nn.Identity(), loss="psnr", l1_weight=200.0)
+    value, _ = mixed({"lq": restored, "gt": gt})
+    assert float(value) == pytest.approx(float(psnr_loss(restored, gt) + 200.0 * (restored - gt).abs().mean()))
 
 
 def test_env_expansion(monkeypatch: pytest.MonkeyPatch) -> None:

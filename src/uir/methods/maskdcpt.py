@@ -1,8 +1,10 @@
 """MaskDCPT: masked degradation-classification pre-training of any backbone (METHODS §3).
 
 Hu et al., "Universal Image Restoration Pre-training via Masked Degradation Classification" (MaskDCPT). Half of
-the ``patch × patch`` cells of the degraded input are hidden (16 px for CNN backbones, 8 px for Transformers);
-the backbone encodes the rest through its own ``mask`` path (hidden features stay zero at every level, see
+the ``patch × patch`` cells of the degraded input are hidden; by default a cell is the backbone's deepest stride
+(:func:`default_patch_size`: 16 px for the paper's NAFNet, 8 px for its Restormer), so that the cells line up with
+the feature positions of every encoder level and a hidden cell stays hidden down to the bottleneck. The backbone
+encodes the rest through its own ``mask`` path (hidden features stay zero at every level, see
 :mod:`uir.models.layers`). Two decoders learn from the visible part:
 
 - a classification decoder (:class:`ClassificationHead`) names the degradation type under a focal loss,
@@ -23,7 +25,7 @@ Example:
     >>> batch = {"lq": torch.rand(2, 3, 32, 32), "gt": torch.rand(2, 3, 32, 32), "label": torch.tensor([0, 1])}
     >>> loss, logs = method(batch)
     >>> sorted(logs)
-    ['accuracy', 'contrastive', 'focal', 'l1']
+    ['accuracy', 'contrastive', 'focal', 'l1', 'visible_deep']
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from uir.checkpoint import export_safetensors, read_safetensors
 from uir.errors import UirError
 from uir.methods.analysis import CalibratedClassifier, is_analysis_file, load_analysis
 from uir.methods.registry import TrainedRun, method_from_checkpoint, register_method
-from uir.models.backbones import Restormer, TransformerBlock, create_backbone
+from uir.models.backbones import create_backbone
 from uir.models.heads import ClassificationHead, DegradationClassifier
 from uir.models.layers import masked_mean, pad_to_multiple
 from uir.pretrained import shipped_analysis_path, shipped_classifier_path
@@ -57,7 +59,9 @@ class MaskDCPTConfig:
 
     Attributes:
         mask_ratio: the fraction of patches hidden, in [0, 1).
-        patch_size: the side of a masked patch in pixels; null picks by backbone (16 CNN, 8 Transformer).
+        patch_size: the side of a masked patch in pixels; null picks the backbone's deepest stride
+            (:func:`default_patch_size`). A size that is not a multiple of it leaves part of each hidden cell
+            visible at the deep levels (the ``visible_deep`` log says how much).
         focal_gamma: γ of the focal loss (0 = cross-entropy).
         classification_weight: weight of the focal loss.
         reconstruction_weight: weight of the L1 reconstruction loss.
@@ -93,9 +97,20 @@ class MaskDCPTConfig:
 
 
 def default_patch_size(backbone: nn.Module) -> int:
-    """The masking patch of a backbone: 8 px for Transformers (Restormer, PromptIR), 16 px for CNNs (NAFNet)."""
-    transformer = isinstance(backbone, Restormer) or any(isinstance(m, TransformerBlock) for m in backbone.modules())
-    return 8 if transformer else 16
+    """The masking patch of a backbone: its deepest stride, ``size_multiple`` (stem × 2^levels).
+
+    METHODS §3 gives 16 px for CNNs and 8 px for Transformers, the bottleneck strides of the paper's NAFNet (4
+    levels) and Restormer (3 levels). Taking the stride itself keeps what that choice does on backbones with
+    another depth or a space-to-depth stem (``nafnet-cpu``: 32 px, ``restormer-cpu``: 16 px): each bottleneck
+    position sees one cell, visible or hidden, where a 16-px cell under a 32-px stride leaves ~94 % of the
+    bottleneck visible at a ratio of 0.5 (a position is visible when any of its pixels is).
+
+    Example:
+        >>> from uir.models.backbones import create_backbone
+        >>> default_patch_size(create_backbone("nafnet-tiny")), default_patch_size(create_backbone("nafnet-cpu"))
+        (16, 32)
+    """
+    return int(backbone.size_multiple)
 
 
 def random_patch_mask(
@@ -253,7 +268,9 @@ class MaskDCPT(nn.Module):
             batch: ``lq``, ``gt`` ``(B, 3, H, W)`` in [0, 1] and ``label`` ``(B,)`` class indices.
 
         Returns:
-            The weighted loss, and ``focal``, ``l1``, ``contrastive`` (when on) and ``accuracy`` as detached scalars.
+            The weighted loss, and ``focal``, ``l1``, ``contrastive`` (when on), ``accuracy`` and ``visible_deep``
+            (the visible share of the bottleneck's positions: ``1 - mask_ratio`` when the cells line up) as
+            detached scalars.
         """
         lq, label = batch["lq"], batch["label"]
         mask = random_patch_mask(len(lq), *lq.shape[-2:], patch_size=self.patch_size, ratio=self.mask_ratio)
@@ -269,6 +286,7 @@ class MaskDCPT(nn.Module):
         loss = sum(self.weights[name] * value for name, value in terms.items())
         logs = {name: value.detach() for name, value in terms.items()}
         logs["accuracy"] = (logits.argmax(dim=1) == label).float().mean().detach()
+        logs["visible_deep"] = masks[-1].mean().detach()  # type: ignore[union-attr]
         return loss, logs  # type: ignore[return-value]
 
     def classifier(self) -> DegradationClassifier:
