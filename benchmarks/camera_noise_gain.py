@@ -6,7 +6,8 @@ On held-out clean photos (CBSD432 files 400-431, every 4th): the engine's ``came
 0.3 (seeded), white Gaussian noise at sigma 3, 5 and 10 (seeded), and PolyU's own grain (``noisy - reference`` of
 eight of its pairs) added to the clean photo, cropped to the smaller of the two. Each model restores the noisy
 image as a whole, bare (no tone guard, full strength). A model that has learned a kind of noise gains on it; one
-that takes the grain for texture gives back its input, or less.
+that takes the grain for texture gives back its input, or less. A second input row gives the camera-noise draws
+without the camera's JPEG: the share of the damage that is compression, not grain.
 """
 
 from __future__ import annotations
@@ -60,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     for kind, level in KINDS:
         inputs[kind, level] = [noisy(kind, level, c, i, grains) for i, c in enumerate(clean)]
     print(f"{'input':<26}" + "".join(f"{mean_psnr(inputs[k], clean):>17.2f}" for k in KINDS))
+    # how much of camera-noise's damage is the camera's JPEG (quality 88-98 in 3 draws of 4): the same draws without it
+    unjpeg = {"camera-noise": {"quality": 0}}
+    row = [
+        f"{mean_psnr([D.degrade(c, k, v, 1000 + i, unjpeg)[0] for i, c in enumerate(clean)], clean):>17.2f}"
+        if k == "camera-noise"
+        else f"{'-':>17}"
+        for k, v in KINDS
+    ]
+    print(f"{'input without its JPEG':<26}" + "".join(row))
     for name in args.models:
         model = load(name)
         row = []

@@ -1,22 +1,63 @@
 #!/bin/sh
-# AMIRNet's ablation at an equal budget: nafnet-ftb-cpu trained by the amirnet method (tree grown at a quarter,
-# half and three quarters of the run) vs plain nafnet-cpu trained by supervised L1, on configs/nafnet_amirnet.yaml's
-# data, side by side (one thread each), then both on uir-5d, and the tree drawn.
+# AMIRNet's ablation (issue 21), on configs/nafnet_amirnet.yaml's data, every arm evaluated on uir-5d:
+#   amirnet       nafnet-ftb-cpu trained by the amirnet method, its tree grown at 1/4, 1/2 and 3/4 of the run;
+#   ftb-notree    the same network, method and loss with no growth (grow_steps []): isolates the tree;
+#   nafnet        plain nafnet-cpu under supervised L1, the same iterations;
+#   nafnet-equal  the same at equal compute: ITERATIONS x COST / 100 (an AMIRNet step costs 1.6x a NAFNet one,
+#                 docs/RESULTS.md; COST=160).
+# Two arms at a time, one thread each; then the tree is drawn. Stopped (kill the script's process group: each run
+# saves), the same command resumes every arm where it stopped (scripts/resumable_train.sh).
 #   UIR_DATA_ROOT=../shared/data sh scripts/ablation_amirnet.sh OUT [ITERATIONS]
+# Environment: SEED (train.seed and method.seed, default 0), CE (method.ce_weight, default the config's),
+# RESERVOIR (method.reservoir_size, default the config's: 2048; docs/RESULTS.md's rows from before issue 21 used
+# 256), COST (default 160), ARMS (a space-separated subset, default all four).
 set -eu
 OUT=${1:?usage: sh scripts/ablation_amirnet.sh OUT [ITERATIONS]}
 ITERS=${2:-8000}
+SEED=${SEED:-0}
+COST=${COST:-160}
+ARMS=${ARMS:-amirnet ftb-notree nafnet nafnet-equal}
 UIR=${UIR:-uir}
 PYTHON=${PYTHON:-python}
 GROW="[$(( ITERS / 4 )), $(( ITERS / 2 )), $(( ITERS * 3 / 4 ))]"
+EQUAL=$(( (ITERS * COST + 50) / 100 ))
+TREE_SET=""
+if [ -n "${CE:-}" ]; then TREE_SET="--set method.ce_weight=$CE"; fi
+if [ -n "${RESERVOIR:-}" ]; then TREE_SET="$TREE_SET --set method.reservoir_size=$RESERVOIR"; fi
 mkdir -p "$OUT"
-echo "amirnet (grow at $GROW) vs nafnet, $ITERS iterations each" | tee "$OUT/plan.txt"
-$UIR train configs/nafnet_amirnet.yaml --out "$OUT/amirnet" --no-progress --set optim.total_iters="$ITERS" \
-  --set "method.grow_steps=$GROW" --set train.threads=1 > "$OUT/amirnet.log" 2>&1 &
-$UIR train configs/nafnet_amirnet.yaml --out "$OUT/nafnet" --no-progress --set optim.total_iters="$ITERS" \
-  --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu --set train.threads=1 \
-  > "$OUT/nafnet.log" 2>&1
-wait
-$UIR eval --model "$OUT/nafnet/final.safetensors" "$OUT/amirnet/final.safetensors" --benchmark uir-5d \
-  --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-uir-5d"
-$PYTHON scripts/amirnet_tree.py "$OUT/amirnet" --out "$OUT/tree.png"
+echo "arms: $ARMS; $ITERS iterations (nafnet-equal $EQUAL), grow at $GROW, seed $SEED" | tee "$OUT/plan.txt"
+
+arm() {  # arm NAME: train one arm on one thread, its log in OUT/NAME.log
+  case "$1" in
+    amirnet) set -- "$1" --set "method.grow_steps=$GROW" $TREE_SET --set method.seed="$SEED" ;;
+    ftb-notree) set -- "$1" --set "method.grow_steps=[]" $TREE_SET --set method.seed="$SEED" ;;
+    nafnet) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu ;;
+    nafnet-equal) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu \
+      --set optim.total_iters="$EQUAL" ;;
+    *) echo "unknown arm $1 (amirnet, ftb-notree, nafnet, nafnet-equal)" >&2; exit 2 ;;
+  esac
+  name=$1
+  shift
+  sh scripts/resumable_train.sh "$OUT/$name" configs/nafnet_amirnet.yaml --set optim.total_iters="$ITERS" \
+    --set train.threads=1 --set train.seed="$SEED" "$@" >> "$OUT/$name.log" 2>&1
+}
+
+set -- $ARMS
+MODELS=""
+while [ $# -gt 0 ]; do
+  arm "$1" &
+  first=$!
+  MODELS="$MODELS $OUT/$1/final.safetensors"
+  shift
+  if [ $# -gt 0 ]; then
+    arm "$1"
+    MODELS="$MODELS $OUT/$1/final.safetensors"
+    shift
+  fi
+  wait "$first"
+done
+# shellcheck disable=SC2086  # one path per arm
+$UIR eval --model $MODELS --benchmark uir-5d --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-uir-5d"
+case " $ARMS " in
+  *" amirnet "*) $PYTHON scripts/amirnet_tree.py "$OUT/amirnet" --out "$OUT/tree.png" ;;
+esac

@@ -9,7 +9,8 @@
 # Environment: SEED (train.seed of every arm, default 0); PATCH (the pre-training's method.patch_size; unset: the
 # backbone's deepest stride, see uir.methods.maskdcpt.default_patch_size; 16 reproduces docs/RESULTS.md's rows
 # from before issue 21); FINETUNE_LR (the fine-tuning's optim.lr; unset: the config's, for both fine-tune and
-# scratch arms); PAPER=1 adds the paper's comparison.
+# scratch arms); PAPER=1 adds the paper's comparison. Stopped (kill the script's process group: each run saves),
+# the same command resumes every arm where it stopped (scripts/resumable_train.sh).
 set -eu
 OUT=${1:?usage: sh scripts/ablation_maskdcpt.sh OUT [PRETRAIN_ITERS] [FINETUNE_ITERS] [ARCH]}
 PRE=${2:-10000}
@@ -31,24 +32,24 @@ echo "pre-train $PRE + fine-tune $FINE iterations vs scratch $SCRATCH${PAPER:+ a
   | tee "$OUT/plan.txt"
 (
   # shellcheck disable=SC2086  # PATCH_SET and LR_SET are empty or one --set pair each
-  $UIR train "configs/${ARCH}_maskdcpt_pretrain.yaml" --out "$OUT/pretrain" --no-progress \
+  sh scripts/resumable_train.sh "$OUT/pretrain" "configs/${ARCH}_maskdcpt_pretrain.yaml" \
     --set optim.total_iters="$PRE" --set train.threads=1 --set train.seed="$SEED" $PATCH_SET
   # shellcheck disable=SC2086
-  $UIR train "configs/${ARCH}_maskdcpt_finetune.yaml" --out "$OUT/finetune" --no-progress \
+  sh scripts/resumable_train.sh "$OUT/finetune" "configs/${ARCH}_maskdcpt_finetune.yaml" \
     --set model.init="$OUT/pretrain" --set optim.total_iters="$FINE" --set train.threads=1 \
     --set train.seed="$SEED" $LR_SET
-) > "$OUT/maskdcpt.log" 2>&1 &
+) >> "$OUT/maskdcpt.log" 2>&1 &
 # shellcheck disable=SC2086
-$UIR train "configs/${ARCH}_maskdcpt_finetune.yaml" --out "$OUT/scratch" --no-progress \
+sh scripts/resumable_train.sh "$OUT/scratch" "configs/${ARCH}_maskdcpt_finetune.yaml" \
   --set model.init=null --set optim.total_iters="$SCRATCH" --set train.threads=1 --set train.seed="$SEED" \
-  $LR_SET > "$OUT/scratch.log" 2>&1
+  $LR_SET >> "$OUT/scratch.log" 2>&1
 wait
 MODELS="$OUT/scratch/final.safetensors $OUT/finetune/final.safetensors"
 if [ -n "${PAPER:-}" ]; then
   # shellcheck disable=SC2086
-  $UIR train "configs/${ARCH}_maskdcpt_finetune.yaml" --out "$OUT/scratch-same-steps" --no-progress \
+  sh scripts/resumable_train.sh "$OUT/scratch-same-steps" "configs/${ARCH}_maskdcpt_finetune.yaml" \
     --set model.init=null --set optim.total_iters="$FINE" --set train.seed="$SEED" $LR_SET \
-    > "$OUT/scratch-same-steps.log" 2>&1
+    >> "$OUT/scratch-same-steps.log" 2>&1
   MODELS="$MODELS $OUT/scratch-same-steps/final.safetensors"
 fi
 for bench in uir-5d unseen-noise; do

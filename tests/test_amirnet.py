@@ -191,3 +191,11 @@ def test_tree_script_draws_the_tree(
     image = Image.open(out)
     assert image.size[0] > 8 * 150 and image.size[1] > 4 * 56
     assert script.main([str(tmp_path)]) == 2  # no checkpoint: an error message, not a traceback
+
+
+def test_without_grow_steps_the_tree_stays_a_root_and_nothing_is_kept(photo: torch.Tensor) -> None:
+    """Issue 21's control arm: the same network and loss, no tree."""
+    method = _method(grow_steps=()).train()
+    for batch in _batches(photo) * 2:
+        loss, logs = method(batch)
+    assert method.depth == 1 and method.filled == 0 and float(logs["ce"]) == 0.0 and torch.isfinite(loss)

@@ -56,7 +56,8 @@ class AMIRNetConfig:
 
     Attributes:
         grow_steps: the training steps after which a level is grown, increasing, at most 3 (the paper: every K
-            epochs; here steps, since a method sees steps).
+            epochs; here steps, since a method sees steps). Empty: the tree never grows (the root alone conditions
+            the FTBs), the control that isolates the tree from the network and the loss.
         reservoir_size: images the tree is grown on (a uniform sample of the batches before the first growth).
         patch_size: side of the stored crops; at most ``data.crop``.
         augment_passes: flips/rotations (1–8) whose responses are averaged before clustering (5 in the paper).
@@ -242,7 +243,7 @@ class AMIRNet(nn.Module):
         """
         lq, gt = batch["lq"], batch["gt"]
         if self.training:
-            if self.depth == 1:
+            if self.depth == 1 and self.grow_steps:  # no growth planned (a tree-less control arm): nothing to keep
                 self.observe(lq, gt, batch.get("label"))
             while self.depth - 1 < len(self.grow_steps) and int(self.step) >= self.grow_steps[self.depth - 1]:
                 self.grow()
