@@ -3,7 +3,8 @@
     python scripts/ship_weights.py runs/nafnet_classifier_5d/classifier.safetensors \\
         src/uir/weights/classifier-5d.safetensors
 
-The metadata is kept as it is; the loaders cast the tensors back to the model's fp32 on load. Prints the largest
+The metadata is kept as it is (less the keys named by ``--drop-meta``: a campaign fallback's ``campaign`` and
+``step``, its training position); the loaders cast the tensors back to the model's fp32 on load. Prints the largest
 absolute change of any weight, so the rounding can be judged.
 """
 
@@ -28,10 +29,18 @@ def main() -> None:
         metavar="CROP",
         help="record the training crop: NAFNets then pool channel attention over 1.5x CROP at test time (TLC)",
     )
+    parser.add_argument(
+        "--drop-meta",
+        nargs="+",
+        default=[],
+        metavar="KEY",
+        help="metadata keys to leave out (a campaign fallback's training position: campaign step)",
+    )
     args = parser.parse_args()
     if args.out.resolve() == args.source.resolve():
         raise SystemExit("ship_weights: OUT must not be SOURCE (the fp32 file would be lost)")
     meta, state = read_safetensors(args.source)
+    meta = {k: v for k, v in meta.items() if k not in set(args.drop_meta)}
     if args.test_pooling:
         meta["test_pooling"] = str(args.test_pooling)
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}

@@ -59,7 +59,7 @@ def test_the_default_model_restores_in_three_lines(rgb8: np.ndarray) -> None:
     noisy = np.clip(clean + noise, 0, 255).round().astype(np.uint8)
     model = uir.load()
     restored = model.restore(noisy)
-    assert model.name == "nafnet-fr-v2" and restored.dtype == np.uint8 and restored.shape == noisy.shape
+    assert model.name == "nafnet-fr-v2.1" and restored.dtype == np.uint8 and restored.shape == noisy.shape
 
     def error(x: np.ndarray) -> float:
         return float(np.abs(x.astype(float) - clean).mean())

@@ -92,7 +92,7 @@ def test_default_model_export_matches_torch_on_a_photo_crop(folder: Path) -> Non
     crop = folder / "crop.png"
     Image.open(CHECK_IMAGE).convert("RGB").crop((150, 60, 246, 124)).save(crop)  # 64×96
     report = export_onnx("default", folder / "default.onnx", check=crop, runs=1)
-    assert report.model == "nafnet-fr-v2" and report.exporter == "dynamo" and report.image_size == (64, 96)
+    assert report.model == "nafnet-fr-v2.1" and report.exporter == "dynamo" and report.image_size == (64, 96)
     assert report.file_bytes == (folder / "default.onnx").stat().st_size > 1_000_000
     # The file run by onnxruntime itself against the backbone run by torch itself, on the photo and on a seeded
     # image of a size the graph pads inside.

@@ -654,7 +654,7 @@ def test_default_model_on_a_small_image(rng: np.random.Generator) -> None:
         data = encode(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
         response = client.post("/v1/restore", files=upload(data))
     assert response.status_code == 200
-    assert response.headers["x-uir-model"] == "nafnet-fr-v2"
+    assert response.headers["x-uir-model"] == "nafnet-fr-v2.1"
     assert Image.open(io.BytesIO(response.content)).size == (W, H)
 
 

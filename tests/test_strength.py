@@ -89,7 +89,9 @@ def test_auto_leaves_what_looks_clean_and_changes_little_as_it_is() -> None:
     sure = model_seeing({"clean": CLEAN_CONFIDENCE, "noise": 1 - CLEAN_CONFIDENCE}, amount=small)
     ((out, plan),) = sure.restore_planned(x)
     assert torch.equal(out, x) and plan.strength == 0.0, plan
-    assert "; looks clean (90% >= 90%) and the model" in plan.reason and plan.reason.endswith("left as it is")
+    percent = f"{CLEAN_CONFIDENCE:.0%}"
+    assert f"; looks clean ({percent} >= {percent}) and the model" in plan.reason
+    assert plan.reason.endswith("left as it is")
     assert not torch.equal(sure.restore_tensor(x, task="noise"), x)  # a named task: the user says it is damaged
     assert not torch.equal(sure.restore_tensor(x, strength=1), x)  # a number: as asked
     assert torch.equal(sure.restore_tensor(x, strength=0), x)

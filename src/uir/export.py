@@ -10,7 +10,7 @@ Example:
     >>> from uir.export import export_onnx
     >>> report = export_onnx("default", "nafnet.onnx")  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
-    exported nafnet-fr-v2 to nafnet.onnx (22.1 MB, dynamo exporter, opset 20, dynamic H and W)
+    exported nafnet-fr-v2.1 to nafnet.onnx (22.1 MB, dynamo exporter, opset 20, dynamic H and W)
     checked on chelsea.png (300×451): max |onnxruntime − torch| = 7.2e-07
     ...
 """
