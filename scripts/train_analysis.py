@@ -117,7 +117,7 @@ def featurize(classifier, samples: Iterable) -> tuple[torch.Tensor, torch.Tensor
 def split_features(args: argparse.Namespace, name: str, spec: tuple, classifier, restorers: list) -> dict:  # noqa: ANN001
     files, scale, severity, offset = spec
     key = {"data": str(args.data), "per_class": args.per_class, "seed": args.seed, "split": name,
-           "restorers": args.restorer, "files": files, "severity": severity, "version": 3}  # fmt: skip
+           "restorers": [r.name for r in restorers], "files": files, "severity": severity, "version": 3}  # fmt: skip
     cache = args.cache / f"{name}.pt"
     if cache.is_file():
         stored = torch.load(cache, weights_only=False)

@@ -52,6 +52,14 @@ def test_every_shipped_model_is_registered_with_its_file() -> None:
         shipped_path("nope")
 
 
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_model_loads_and_denoises(name: str, clean: torch.Tensor) -> None:
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))).clamp(0, 1)
+    restored = load_restorer(name).restore(noisy)
+    gain = float(psnr(restored, clean)[0] - psnr(noisy, clean)[0])
+    assert gain > 5.0, f"{name}: {gain:.2f} dB on σ 25 noise"
+
+
 def test_default_names_the_shipped_model_and_knows_its_classes(model) -> None:  # noqa: ANN001
     assert model.name == DEFAULT_MODEL
     assert {"noise", "haze", "rain-streaks", "motion-blur", "low-light"} <= set(model.labels)

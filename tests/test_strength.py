@@ -110,6 +110,19 @@ def test_auto_leaves_what_looks_clean_and_changes_little_as_it_is() -> None:
         sure.restore(array, strength=2)
 
 
+def test_auto_gate_is_the_one_measured_for_the_default_model() -> None:
+    # docs/severity.md measured the gate for nafnet-fr-v2.1 at 0.7 and 35 dB: a photo called clean at 75 % whose
+    # restoration moves it by 1.5 % RMS (36.5 dB) is left alone; one moved by 2 % (34 dB) is restored, as is one
+    # called clean at 65 %. (v2's gate, 0.9 and 30 dB, would have restored the first and left the second.)
+    x = photo()
+    left = model_seeing({"clean": 0.75, "haze": 0.25}, amount=0.015)
+    ((out, plan),) = left.restore_planned(x)
+    assert plan.strength == 0.0 and torch.equal(out, x), plan
+    for probs, amount in (({"clean": 0.75, "haze": 0.25}, 0.02), ({"clean": 0.65, "haze": 0.35}, 0.015)):
+        ((out, plan),) = model_seeing(probs, amount=amount).restore_planned(x)
+        assert plan.strength == 1.0 and not torch.equal(out, x), plan
+
+
 def test_pipeline_restorer_says_its_strength() -> None:
     model = model_seeing({"clean": 0.2, "noise": 0.8})
     assert model.as_restorer("noise", 0.5).name == "darkener [noise, strength 0.5]"

@@ -383,7 +383,7 @@ SMALL_CHANGE_DB = 35.0
 """``--strength auto`` leaves a clean-looking photo as it is only when the model's output is at least this close to
 its input (PSNR, dB; an RMS change under 1.8 % of the range): the analysis is sometimes confidently wrong on faint
 damage (uir-5d's haze at severity 0.25: 16 of 34 called clean at >= 0.7), and those are the photos the model changes
-most. With it, uir-5d loses at most 0.08 dB to the gate (motion blur), without it 1.96 on haze; at 30 dB, the value
+most. With it, uir-5d loses at most 0.08 dB to the gate (Rain100L), without it 1.96 on haze; at 30 dB, the value
 before nafnet-fr-v2.1, haze lost 0.14 at the 0.9 gate, and 33-36 dB leave clean photos and JPEGs as 30 did
 (``python benchmarks/strength_gate.py --data-root ../shared/data --thresholds 0.5 0.7 0.9 --min-change 0 35`` and
 ``--thresholds 0.9 --min-change 30 33 36 40``, docs/severity.md)."""

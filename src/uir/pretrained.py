@@ -127,7 +127,7 @@ DEFAULT_MODEL = "nafnet-fr-v2.1"
 
 FAST_MODEL = "nafnet-small-uir"
 """The shipped model behind the name ``fast``: v1, about 40 % quicker than the default and behind it on every task
-but rain and motion blur (docs/models/nafnet-small-uir.md)."""
+but motion blur (docs/models/nafnet-small-uir.md)."""
 
 ALIASES = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 """Names that stand for a shipped model."""
