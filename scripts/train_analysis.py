@@ -22,7 +22,8 @@ fits a severity head per type (``fit_severity``: ridge regression of the engine'
 that type's fit crops, the penalty chosen on the calibration split) and prints its held-out error (mean absolute,
 and the share within 0.1) in severity and in the physical units ``uir inspect`` reports (blur trail px, stops,
 haze β). Writes the layer and the heads (``--out``). Features are cached in ``--cache`` (recomputed when the
-arguments change).
+arguments change). ``--evaluate ANALYSIS`` scores an analysis already fitted (the shipped one: ``default``) on the
+held-out splits instead, with the ``--restorer`` outputs as clean: how a fit holds up when the default model changes.
 """
 
 from __future__ import annotations
@@ -247,6 +248,21 @@ def reliability_picture(panels: dict[str, list[dict]], path: Path, side: int = 2
     image.save(path)
 
 
+def evaluate(args: argparse.Namespace, classifier, restorers: list) -> int:  # noqa: ANN001
+    """``--evaluate``: the held-out report of a fitted analysis, on crops drawn as for a fit with these restorers."""
+    analysis = load_classifier(args.evaluate)
+    if not isinstance(analysis, CalibratedClassifier) or tuple(analysis.labels) != LABELS:
+        raise SystemExit(
+            f"train_analysis: --evaluate {args.evaluate}: not a calibrated analysis of {', '.join(LABELS)}"
+        )
+    for name, spec in (("test", TEST), ("mild", MILD)):
+        split = split_features(args, name, spec, classifier, restorers)
+        z = ((split["features"] - analysis.mean) / analysis.std) @ analysis.weight.T + analysis.bias
+        low, high = spec[2]
+        report(f"{args.evaluate} (held out, severity {low:g}-{high:g})", (z / analysis.temperature).softmax(1), split)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, required=True, help="CBSD432 (its files are split 0-359 / 360-399 / 400-431)")
@@ -254,7 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--restorer", nargs="*", default=["default"], help="models whose outputs count as clean")
     p.add_argument("--per-class", type=int, default=800, help="crops per class in the fit split")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="the analysis file to write (.safetensors)")
+    p.add_argument("--out", type=Path, help="the analysis file to write (.safetensors)")
+    p.add_argument(
+        "--evaluate",
+        metavar="ANALYSIS",
+        help="score this fitted analysis (a file, or default: the shipped one) on the held-out splits, with these "
+        "--restorer outputs as clean, instead of fitting one (no --out)",
+    )
     p.add_argument("--picture", type=Path, help="the reliability picture to draw")
     p.add_argument("--cache", type=Path, default=Path("runs/analysis-cache"))
     args = p.parse_args(argv)
@@ -264,7 +286,11 @@ def main(argv: list[str] | None = None) -> int:
     classifier = load_classifier(args.classifier)
     if not isinstance(classifier, DegradationClassifier):
         raise SystemExit(f"train_analysis: --classifier {args.classifier} is an analysis; name a bare classifier")
+    if (args.out is None) == (args.evaluate is None):
+        raise SystemExit("train_analysis: give --out (fit an analysis) or --evaluate ANALYSIS (score one), not both")
     restorers = [load(spec) for spec in args.restorer]
+    if args.evaluate:
+        return evaluate(args, classifier, restorers)
     splits = {name: split_features(args, name, spec, classifier, restorers) for name, spec in SPLITS.items()}
     test = split_features(args, "test", TEST, classifier, restorers)
     mild = split_features(args, "mild", MILD, classifier, restorers)
