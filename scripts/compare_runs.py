@@ -8,6 +8,10 @@ each, the mean difference (first minus second) with its standard error over imag
 largest per-image difference and how many images the first wins (and ties). ``:input`` names a file's inputs, so
 ``RESULTS.json:MODEL RESULTS.json:input`` counts the images a model made worse. A difference within about two
 standard errors is not told apart from noise on that set.
+
+With one argument, ``--floor DB`` summarizes that model alone per set: how many images came back identical to their
+reference (PSNR inf: left as they are), the mean and minimum of the others, and how many are below the floor (issue
+24's dark photos: each output >= 35 dB against its input).
 """
 
 from __future__ import annotations
@@ -51,11 +55,26 @@ def paired(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
             "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs)}  # fmt: skip
 
 
+def summary(model: str, sets: dict[str, dict[str, float]], floor: float) -> int:
+    """One model's per-image PSNR per set: identical images (inf), the others' mean and minimum, those below floor."""
+    for name, psnrs in sets.items():
+        values = [float(v) for v in psnrs.values()]
+        finite = [v for v in values if math.isfinite(v)]
+        rest = f"the other {len(finite)}: mean {sum(finite) / len(finite):.2f}, min {min(finite):.2f}" if finite else ""
+        below = sum(v < floor for v in finite)
+        left = len(values) - len(finite)
+        print(f"{name} / {model}: {left} of {len(values)} identical; {rest}; {below} below {floor:g} dB")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("first", help="RESULTS.json[:MODEL]")
-    p.add_argument("second", help="RESULTS.json[:MODEL]")
+    p.add_argument("second", nargs="?", help="RESULTS.json[:MODEL] (without it: the first alone, see --floor)")
+    p.add_argument("--floor", type=float, default=35.0, help="one file: count the images below this PSNR (dB)")
     args = p.parse_args(argv)
+    if args.second is None:
+        return summary(*scores(args.first), args.floor)
     (name_a, a), (name_b, b) = scores(args.first), scores(args.second)
     common = [s for s in a if s in b]
     if not common:

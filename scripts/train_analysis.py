@@ -248,6 +248,12 @@ def reliability_picture(panels: dict[str, list[dict]], path: Path, side: int = 2
     image.save(path)
 
 
+def calibrated_probs(analysis: CalibratedClassifier, features: torch.Tensor, t: float | None = None) -> torch.Tensor:
+    """The analysis's class probabilities from cached features (temperature ``t``, default its own)."""
+    z = ((features - analysis.mean) / analysis.std) @ analysis.weight.T + analysis.bias
+    return (z / (analysis.temperature if t is None else t)).softmax(1)
+
+
 def evaluate(args: argparse.Namespace, classifier, restorers: list) -> int:  # noqa: ANN001
     """``--evaluate``: the held-out report of a fitted analysis, on crops drawn as for a fit with these restorers."""
     analysis = load_classifier(args.evaluate)
@@ -257,9 +263,12 @@ def evaluate(args: argparse.Namespace, classifier, restorers: list) -> int:  # n
         )
     for name, spec in (("test", TEST), ("mild", MILD)):
         split = split_features(args, name, spec, classifier, restorers)
-        z = ((split["features"] - analysis.mean) / analysis.std) @ analysis.weight.T + analysis.bias
         low, high = spec[2]
-        report(f"{args.evaluate} (held out, severity {low:g}-{high:g})", (z / analysis.temperature).softmax(1), split)
+        report(
+            f"{args.evaluate} (held out, severity {low:g}-{high:g})",
+            calibrated_probs(analysis, split["features"]),
+            split,
+        )
     return 0
 
 
@@ -316,8 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     analysis = CalibratedClassifier(classifier, LABELS, *layer, temperature, TYPES, *heads)
 
     def probs(split: dict, t: float | None = None) -> torch.Tensor:
-        z = ((split["features"] - analysis.mean) / analysis.std) @ analysis.weight.T + analysis.bias
-        return (z / (analysis.temperature if t is None else t)).softmax(1)
+        return calibrated_probs(analysis, split["features"], t)
 
     results = {
         "base classifier, held out": report("base classifier (held out, severity 0.3-1)",
