@@ -2,7 +2,7 @@
 
     mkdir -p runs && git show c3008df:campaigns/nafnet-fr-v2-p2/fallback.safetensors > runs/nafnet-fr-v2-p2.safetensors
     python scripts/train_analysis.py --data ../shared/data/train_clean/CBSD432 \\
-        --restorer nafnet-fr-v2 runs/nafnet-fr-v2-p2.safetensors \\
+        --restorer runs/nafnet-fr-v2.safetensors runs/nafnet-fr-v2-p2.safetensors \\
         --out src/uir/weights/analysis-5d.safetensors --picture docs/models/analysis-5d-reliability.png
 
 Photos of ``--data`` are split by file: 0-359 fit the layer, 360-399 choose the L2 penalty and the operating point

@@ -17,6 +17,7 @@ from uir.metrics import psnr
 from uir.pretrained import (
     DEFAULT_MODEL,
     FAST_MODEL,
+    RETIRED_FILES,
     SHIPPED,
     shipped_analysis_path,
     shipped_classifier_path,
@@ -50,6 +51,15 @@ def test_every_shipped_model_is_registered_with_its_file() -> None:
         assert name in names and shipped_path(name).stat().st_size > 1_000_000
     with pytest.raises(UirError, match="no shipped model 'nope'; shipped: "):
         shipped_path("nope")
+
+
+def test_a_retired_model_says_how_to_get_it_and_only_the_shipped_ones_weigh_over_8_mib() -> None:
+    for name in RETIRED_FILES:
+        assert name not in available_restorers()
+        with pytest.raises(UirError, match=f"no longer shipped.*make runs/{name}.safetensors"):
+            load_restorer(name)
+    heavy = {path.name for path in shipped_path("default").parent.iterdir() if path.stat().st_size > 8 * 2**20}
+    assert heavy <= {SHIPPED[DEFAULT_MODEL], SHIPPED[FAST_MODEL]}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from uir.errors import UirError
 from uir.io import atomic_write_bytes, read_image
 from uir.onnx_engine import OnnxRestorer, first_line, require
-from uir.pretrained import SHIPPED, SUFFIXES, shipped_path
+from uir.pretrained import ALIASES, SHIPPED, SUFFIXES, shipped_path
 from uir.restorers import load_restorer
 from uir.version import __version__
 
@@ -164,7 +164,7 @@ def prefers_onnx(spec: str, device: str = "cpu") -> bool:
     Yes for a learned model (a shipped name or a model file) on the CPU with the onnx extra installed: on one
     thread it restores the default model faster than torch (``benchmarks/onnx_speed.py`` measures both).
     """
-    learned = spec in (*SHIPPED, "default") or Path(spec).suffix in (*SUFFIXES, ".onnx")
+    learned = spec in (*SHIPPED, *ALIASES) or Path(spec).suffix in (*SUFFIXES, ".onnx")
     installed = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript", "onnxruntime"))
     return learned and installed and torch.device(device).type == "cpu"
 
@@ -287,7 +287,7 @@ def _digest(spec: str, restorer: Any) -> str:
     metadata) and uir's and torch's versions."""
     tile = getattr(restorer, "tile_size", None)
     digest = hashlib.sha256(f"uir {__version__} torch {torch.__version__} tile {tile}".encode())
-    source = shipped_path(spec) if spec in (*SHIPPED, "default") else Path(spec)
+    source = shipped_path(spec) if spec in (*SHIPPED, *ALIASES) else Path(spec)
     if source.is_file():
         digest.update(source.read_bytes())
     else:

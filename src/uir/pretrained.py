@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from uir.checkpoint import Weights, load_weights
 from uir.errors import UirError
 from uir.models.backbones import create_backbone
-from uir.restorer_registry import Restorer, register_loader, register_restorer
+from uir.restorer_registry import Restorer, register_loader, register_restorer, retire_restorer
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,6 @@ def load_model(path: str | Path, device: str = "cpu") -> ModelRestorer:
 
 SHIPPED: dict[str, str] = {
     "nafnet-fr-v2.1": "nafnet-fr-v2.1.safetensors",
-    "nafnet-fr-v2": "nafnet-fr-v2.safetensors",
     "nafnet-small-uir": "nafnet-small-uir.safetensors",
 }
 """Shipped model name → its file in the package's ``weights`` folder (fp16 safetensors, run in fp32). Each is also
@@ -123,7 +122,7 @@ registered as ``NAME-x4``: the same weights with a 4-flip test-time self-ensembl
 
 DEFAULT_MODEL = "nafnet-fr-v2.1"
 """The shipped model behind the name ``default`` (docs/models/nafnet-fr-v2.1.md): v2 fine-tuned under the PSNR loss;
-``nafnet-fr-v2``, the default before it, ships beside it (0.3 dB ahead on haze)."""
+``nafnet-fr-v2``, the default before it (0.3 dB ahead on haze), is in ``RETIRED_FILES``."""
 
 FAST_MODEL = "nafnet-small-uir"
 """The shipped model behind the name ``fast``: v1, about 40 % quicker than the default and behind it on every task
@@ -131,6 +130,11 @@ but motion blur (docs/models/nafnet-small-uir.md)."""
 
 ALIASES = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 """Names that stand for a shipped model."""
+
+RETIRED_FILES = {"nafnet-fr-v2": "c3008df:src/uir/weights/nafnet-fr-v2.safetensors"}
+"""Models that shipped once and left the package (over 8 MiB each, a size only the default and ``fast`` may have
+there) → where the repository's history holds the file. ``make runs/NAME.safetensors`` in a clone writes it; a
+model loaded from that file keeps its name in results (``--model runs/NAME.safetensors``)."""
 
 
 SHIPPED_CLASSIFIER = "classifier-5d.safetensors"
@@ -197,3 +201,7 @@ for _name in [*SHIPPED, *ALIASES]:
     register_restorer(_name, partial(load_shipped, _name), takes_device=True)
 for _name in SHIPPED:
     register_restorer(f"{_name}-x4", partial(load_shipped, _name, flips=4), takes_device=True)
+for _name in RETIRED_FILES:
+    retire_restorer(
+        _name, f"in a clone of the repository `make runs/{_name}.safetensors`, then --model runs/{_name}.safetensors"
+    )

@@ -44,6 +44,8 @@ RESTORERS: dict[str, Callable[..., Restorer]] = {}
 DEVICE_AWARE: set[str] = set()
 # Callables that turn a file path into a Restorer, or return None when the file is not theirs.
 LOADERS: list[Callable[[Path, str], Restorer | None]] = []
+# Names that once named a restorer and no longer do → how to get it now (said when the name is asked for).
+RETIRED: dict[str, str] = {}
 
 
 def register_restorer(name: str, factory: Callable[..., Restorer], *, takes_device: bool = False) -> None:
@@ -58,6 +60,12 @@ def register_restorer(name: str, factory: Callable[..., Restorer], *, takes_devi
     RESTORERS[name] = factory
     if takes_device:
         DEVICE_AWARE.add(name)
+
+
+def retire_restorer(name: str, how: str) -> None:
+    """Mark ``name`` as a restorer that left uir: ``load_restorer(name)`` then says ``how`` to get it instead."""
+    assert name not in RESTORERS, f"restorer {name} is registered, not retired"
+    RETIRED[name] = how
 
 
 def register_loader(loader: Callable[[Path, str], Restorer | None]) -> None:

@@ -19,7 +19,15 @@ import uir.baselines  # noqa: F401  (registers the classic baselines)
 import uir.onnx_engine  # noqa: F401  (registers the .onnx loader)
 import uir.pretrained  # noqa: F401  (registers the shipped models and the model-file loader)
 from uir.errors import UirError
-from uir.restorer_registry import DEVICE_AWARE, LOADERS, RESTORERS, Restorer, register_loader, register_restorer
+from uir.restorer_registry import (
+    DEVICE_AWARE,
+    LOADERS,
+    RESTORERS,
+    RETIRED,
+    Restorer,
+    register_loader,
+    register_restorer,
+)
 
 __all__ = [
     "DEVICE_AWARE",
@@ -48,6 +56,8 @@ def load_restorer(spec: str, device: str = "cpu") -> Restorer:
             if restorer is not None:
                 return restorer
         raise UirError(f"{spec}: not a model file uir can load")
+    if spec in RETIRED:
+        raise UirError(f"{spec} is no longer shipped with uir: {RETIRED[spec]}")
     raise UirError(f"unknown model {spec!r}: not a file, and not one of {', '.join(sorted(RESTORERS))}")
 
 
