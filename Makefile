@@ -68,9 +68,7 @@ gpu-data:
 	cp -r $(DATA)/derain_train/PCNet_train40 .data/derain_train/
 	du -sh .data
 
-# A model that left the package (uir.pretrained.RETIRED_FILES), written from the repository's history:
+# A model that left the package (RETIRED_FILES in src/uir/pretrained.py), written from the repository's history:
 # `make runs/nafnet-fr-v2.safetensors`, then `--model runs/nafnet-fr-v2.safetensors` (results keep its name).
-runs/%.safetensors: $(STAMP)
-	@src=$$($(BIN)/python -c "from uir.pretrained import RETIRED_FILES; print(RETIRED_FILES.get('$*', ''))"); \
-	if [ -z "$$src" ]; then echo "$*: not a retired model (uir.pretrained.RETIRED_FILES)" >&2; exit 2; fi; \
-	mkdir -p runs && git show "$$src" > $@.tmp && mv $@.tmp $@ && echo "wrote $@"
+runs/%.safetensors:
+	$(PYTHON) scripts/retired_model.py $* $@

@@ -1,5 +1,6 @@
 """Does a model write a pattern of its own on a flat field? (issue 19: the grid seen at 400 % zoom)
 
+    make runs/nafnet-fr-v2.safetensors  # v2, which left the package, from the repository's history
     python benchmarks/flat_pattern.py --models nafnet-fr-v2.1 runs/nafnet-fr-v2.safetensors fast --sigma 25 0
 
 A flat grey photo (levels 0.2, 0.5, 0.8), with white Gaussian noise of ``--sigma`` (of 255) or none, restored by each

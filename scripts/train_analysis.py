@@ -1,5 +1,6 @@
 """Fit the calibrated degradation analysis (issue 20, ``uir.methods.analysis``) and measure it on held-out photos.
 
+    make runs/nafnet-fr-v2.safetensors  # v2, which left the package, from the repository's history
     mkdir -p runs && git show c3008df:campaigns/nafnet-fr-v2-p2/fallback.safetensors > runs/nafnet-fr-v2-p2.safetensors
     python scripts/train_analysis.py --data ../shared/data/train_clean/CBSD432 \\
         --restorer runs/nafnet-fr-v2.safetensors runs/nafnet-fr-v2-p2.safetensors \\
@@ -338,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         f"held out, severity {lo}-{hi}": severity_report(f"severity heads (held out, severity {lo}-{hi})", analysis, s)
         for (lo, hi), s in (((0.3, 1), test), ((0.1, 0.3), mild))
     }
-    notes = {"l2": l2, "severity": severity,
-             "clean_shift": shift, "per_class": args.per_class, "seed": args.seed, "restorers": args.restorer,
+    notes = {"l2": l2, "severity": severity, "clean_shift": shift, "per_class": args.per_class, "seed": args.seed,
+             "restorers": [r.name for r in restorers],
              "held_out": {k: v["rows"] for k, v in results.items()}}  # fmt: skip
     export_analysis(args.out, analysis, args.classifier, notes)
     print(f"wrote {args.out}")

@@ -163,7 +163,7 @@ def test_missing_onnx_says_how_to_install(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_engine_choice(tmp_path: Path) -> None:
     assert not prefers_onnx("identity") and not prefers_onnx("default", "cuda")
-    assert prefers_onnx("default") == prefers_onnx("run/best.safetensors") == ONNX_INSTALLED
+    assert prefers_onnx("default") == prefers_onnx("fast") == prefers_onnx("run/best.safetensors") == ONNX_INSTALLED
     with pytest.raises(UirError, match="unknown engine"):
         uir.load("identity", engine="tensorrt")
     assert main(["export", "--model", "default", "-o", str(tmp_path / "x.onnx")]) == 2  # no format given

@@ -131,7 +131,7 @@ but motion blur (docs/models/nafnet-small-uir.md)."""
 ALIASES = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 """Names that stand for a shipped model."""
 
-RETIRED_FILES = {"nafnet-fr-v2": "c3008df:src/uir/weights/nafnet-fr-v2.safetensors"}
+RETIRED_FILES = {"nafnet-fr-v2": "c3008df16c09ef05db7b3c2ec826838c424cfe25:src/uir/weights/nafnet-fr-v2.safetensors"}
 """Models that shipped once and left the package (over 8 MiB each, a size only the default and ``fast`` may have
 there) → where the repository's history holds the file. ``make runs/NAME.safetensors`` in a clone writes it; a
 model loaded from that file keeps its name in results (``--model runs/NAME.safetensors``)."""
@@ -202,6 +202,6 @@ for _name in [*SHIPPED, *ALIASES]:
 for _name in SHIPPED:
     register_restorer(f"{_name}-x4", partial(load_shipped, _name, flips=4), takes_device=True)
 for _name in RETIRED_FILES:
-    retire_restorer(
-        _name, f"in a clone of the repository `make runs/{_name}.safetensors`, then --model runs/{_name}.safetensors"
-    )
+    _how = f"in a clone of the repository `make runs/{_name}.safetensors`, then load that file (--model, uir.load)"
+    retire_restorer(_name, _how)
+    retire_restorer(f"{_name}-x4", f"{_how}; the 4-flip ensemble (-x4) is kept for shipped models only")
