@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import load_example, load_script, trivial_filters
+from conftest import ROOT, load_example, load_script, trivial_filters
 from uir import io
 from uir.cli import main
 from uir.degradations import apply, draw, get_mix
@@ -66,12 +66,11 @@ def test_a_retired_model_says_how_to_get_it_and_only_the_shipped_ones_weigh_over
 
 def test_make_reads_the_retired_files_and_git_history_holds_them() -> None:
     assert load_script("retired_model").retired_files() == RETIRED_FILES  # what `make runs/NAME.safetensors` reads
-    root = Path(__file__).resolve().parent.parent
-    shallow = subprocess.run(["git", "-C", str(root), "rev-parse", "--is-shallow-repository"], capture_output=True)
+    shallow = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"], capture_output=True)
     if shallow.returncode != 0 or shallow.stdout.strip() != b"false":
         pytest.skip("not a full git clone: the history that holds retired models is not here")
     for source in RETIRED_FILES.values():
-        assert subprocess.run(["git", "-C", str(root), "cat-file", "-e", source]).returncode == 0, source
+        assert subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e", source]).returncode == 0, source
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
