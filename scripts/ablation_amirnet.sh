@@ -3,20 +3,28 @@
 #   amirnet       nafnet-ftb-cpu trained by the amirnet method, its tree grown at 1/4, 1/2 and 3/4 of the run;
 #   ftb-notree    the same network, method and loss with no growth (grow_steps []): isolates the tree;
 #   nafnet        plain nafnet-cpu under supervised L1, the same iterations;
-#   nafnet-equal  the same at equal compute: ITERATIONS x COST / 100 (an AMIRNet step costs 1.6x a NAFNet one,
-#                 docs/RESULTS.md; COST=160).
+#   nafnet-equal  the same at equal compute: ITERATIONS x COST / 100 (COST=160: an AMIRNet step cost 1.6x a NAFNet
+#                 one at issue 7's budget; 1.9x in issue 21's seed-0 run, docs/RESULTS.md, so 160 leans AMIRNet's way).
+#   maskdcpt-amirnet  the combination (issue 21): the amirnet arm started from a MaskDCPT pre-training of nafnet-cpu
+#                 (PRETRAINED: its run folder; each FTB starts as the pre-trained block); not among the default arms.
+# Every arm is evaluated on uir-5d, mixed and unseen-noise.
 # Two arms at a time, one thread each; then the tree is drawn. Stopped (kill the script's process group: each run
 # saves), the same command resumes every arm where it stopped (scripts/resumable_train.sh).
 #   UIR_DATA_ROOT=../shared/data sh scripts/ablation_amirnet.sh OUT [ITERATIONS]
 # Environment: SEED (train.seed and method.seed, default 0), CE (method.ce_weight, default the config's),
 # RESERVOIR (method.reservoir_size, default the config's: 2048; docs/RESULTS.md's rows from before issue 21 used
-# 256), COST (default 160), ARMS (a space-separated subset, default all four).
+# 256), COST (default 160), ARMS (a space-separated subset, default the first four), PRETRAINED (for maskdcpt-amirnet).
+# The combined row: ARMS="amirnet maskdcpt-amirnet" PRETRAINED=runs/i21/maskdcpt-s1/pretrain SEED=1 CE=0.1 ... (a
+# finished arm is not run again, so the same OUT evaluates the two side by side).
 set -eu
 OUT=${1:?usage: sh scripts/ablation_amirnet.sh OUT [ITERATIONS]}
 ITERS=${2:-8000}
 SEED=${SEED:-0}
 COST=${COST:-160}
-ARMS=${ARMS:-amirnet ftb-notree nafnet nafnet-equal}
+DEFAULT_ARMS="amirnet ftb-notree nafnet nafnet-equal"
+ARMS=${ARMS:-$DEFAULT_ARMS}
+TAG=""  # another set of arms gets its own eval folders and plan (eval-uir-5d-amirnet-maskdcpt-amirnet ...)
+if [ "$ARMS" != "$DEFAULT_ARMS" ]; then TAG="-$(echo "$ARMS" | tr ' ' '-')"; fi
 UIR=${UIR:-uir}
 PYTHON=${PYTHON:-python}
 GROW="[$(( ITERS / 4 )), $(( ITERS / 2 )), $(( ITERS * 3 / 4 ))]"
@@ -25,16 +33,18 @@ TREE_SET=""
 if [ -n "${CE:-}" ]; then TREE_SET="--set method.ce_weight=$CE"; fi
 if [ -n "${RESERVOIR:-}" ]; then TREE_SET="$TREE_SET --set method.reservoir_size=$RESERVOIR"; fi
 mkdir -p "$OUT"
-echo "arms: $ARMS; $ITERS iterations (nafnet-equal $EQUAL), grow at $GROW, seed $SEED" | tee "$OUT/plan.txt"
+echo "arms: $ARMS; $ITERS iterations (nafnet-equal $EQUAL), grow at $GROW, seed $SEED" | tee "$OUT/plan$TAG.txt"
 
 arm() {  # arm NAME: train one arm on one thread, its log in OUT/NAME.log
   case "$1" in
     amirnet) set -- "$1" --set "method.grow_steps=$GROW" $TREE_SET --set method.seed="$SEED" ;;
     ftb-notree) set -- "$1" --set "method.grow_steps=[]" $TREE_SET --set method.seed="$SEED" ;;
+    maskdcpt-amirnet) set -- "$1" --set "method.grow_steps=$GROW" $TREE_SET --set method.seed="$SEED" \
+      --set model.init="${PRETRAINED:?maskdcpt-amirnet needs PRETRAINED, a MaskDCPT pre-training run of nafnet-cpu}" ;;
     nafnet) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu ;;
     nafnet-equal) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu \
       --set optim.total_iters="$EQUAL" ;;
-    *) echo "unknown arm $1 (amirnet, ftb-notree, nafnet, nafnet-equal)" >&2; exit 2 ;;
+    *) echo "unknown arm $1 (amirnet, ftb-notree, nafnet, nafnet-equal, maskdcpt-amirnet)" >&2; exit 2 ;;
   esac
   name=$1
   shift
@@ -56,8 +66,13 @@ while [ $# -gt 0 ]; do
   fi
   wait "$first"
 done
-# shellcheck disable=SC2086  # one path per arm
-$UIR eval --model $MODELS --benchmark uir-5d --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-uir-5d"
-case " $ARMS " in
-  *" amirnet "*) $PYTHON scripts/amirnet_tree.py "$OUT/amirnet" --out "$OUT/tree.png" ;;
-esac
+for bench in uir-5d mixed unseen-noise; do
+  # shellcheck disable=SC2086  # one path per arm
+  $UIR eval --model $MODELS --benchmark "$bench" --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-$bench$TAG"
+done
+for name in $ARMS; do
+  case "$name" in
+    amirnet) $PYTHON scripts/amirnet_tree.py "$OUT/amirnet" --out "$OUT/tree.png" ;;
+    maskdcpt-amirnet) $PYTHON scripts/amirnet_tree.py "$OUT/$name" --out "$OUT/tree-$name.png" ;;
+  esac
+done

@@ -15,12 +15,22 @@
 #   perceiveir-cl-clip  + 0.1 L_cl + 0.05 L_clip
 #   perceiveir-full     + 0.1 L_cl + 0.05 L_clip + 0.1 L_dpl
 #   restormer-qa        restormer-cpu, L1 + 0.05 L_clip + 0.1 L_dpl (the loss on a plain backbone)
+#   restormer-l1-equal  restormer-cpu, L1, ITERS x COST / 100 iterations: equal compute with perceiveir-full
+#                       (not among the default arms; name it in ARMS)
+# Environment: ARMS (a space-separated subset, default the first six), COST (the full arm's step cost in % of a
+# restormer-l1 step, for restormer-l1-equal; required with it), SEED (train.seed, default the config's 0), DPL_SKIP
+# (method.dpl_skip_deepest), BENCHES (default uir-5d). Every arm runs through scripts/resumable_train.sh: stopped,
+# the same command resumes it. Issue 21's runs (2-fold tiers and their fold restorer as the proxy):
+#   ARMS="restormer-l1 perceiveir-full restormer-l1-equal" COST=... SEED=0 DPL_SKIP=1 BENCHES="uir-5d mixed
+#   unseen-noise" UIR_DATA_ROOT=../shared/data sh scripts/ablation_perceiveir.sh runs/i21/pir-s0 PERCEIVER 5000 PROXY
 set -eu
 OUT=${1:?usage: sh scripts/ablation_perceiveir.sh OUT PERCEIVER [ITERS] [PROXY] [SEMANTIC]}
 PERCEIVER=${2:?the stage-1 perceiver (a run folder or perceiver.safetensors)}
 ITERS=${3:-2000}
 PROXY=${4:-}
 SEMANTIC=${5:-}
+ARMS=${ARMS:-restormer-l1 perceiveir-l1 perceiveir-cl perceiveir-cl-clip perceiveir-full restormer-qa}
+BENCHES=${BENCHES:-uir-5d}
 UIR=${UIR:-uir}
 mkdir -p "$OUT"
 PROXIES="[]"
@@ -30,27 +40,39 @@ if [ -n "$SEMANTIC" ]; then
   PIR="$PIR model.overrides.semantic_backbone=nafnet-cpu model.overrides.semantic_init=$SEMANTIC"
 fi
 L1="method.clip_weight=0 method.dpl_weight=0 method.contrast_weight=0"
-{
-  echo "restormer-l1 model.backbone=restormer-cpu $L1"
-  echo "perceiveir-l1 $PIR $L1"
-  echo "perceiveir-cl $PIR method.clip_weight=0 method.dpl_weight=0 method.contrast_weight=0.1"
-  echo "perceiveir-cl-clip $PIR method.clip_weight=0.05 method.dpl_weight=0 method.contrast_weight=0.1"
-  echo "perceiveir-full $PIR method.clip_weight=0.05 method.dpl_weight=0.1 method.contrast_weight=0.1"
-  echo "restormer-qa model.backbone=restormer-cpu method.clip_weight=0.05 method.dpl_weight=0.1"
-} > "$OUT/arms.txt"
-echo "$ITERS iterations per arm; perceiver $PERCEIVER; proxies $PROXIES; semantic ${SEMANTIC:-random}" \
+COMMON="optim.total_iters=$ITERS optim.warmup_iters=$(( ITERS / 10 ))"
+if [ -n "${SEED:-}" ]; then COMMON="$COMMON train.seed=$SEED"; fi
+if [ -n "${DPL_SKIP:-}" ]; then COMMON="$COMMON method.dpl_skip_deepest=$DPL_SKIP"; fi
+: > "$OUT/arms.txt"
+for name in $ARMS; do
+  case "$name" in
+    restormer-l1) echo "$name model.backbone=restormer-cpu $L1 $COMMON" ;;
+    perceiveir-l1) echo "$name $PIR $L1 $COMMON" ;;
+    perceiveir-cl) echo "$name $PIR method.clip_weight=0 method.dpl_weight=0 method.contrast_weight=0.1 $COMMON" ;;
+    perceiveir-cl-clip)
+      echo "$name $PIR method.clip_weight=0.05 method.dpl_weight=0 method.contrast_weight=0.1 $COMMON" ;;
+    perceiveir-full)
+      echo "$name $PIR method.clip_weight=0.05 method.dpl_weight=0.1 method.contrast_weight=0.1 $COMMON" ;;
+    restormer-qa) echo "$name model.backbone=restormer-cpu method.clip_weight=0.05 method.dpl_weight=0.1 $COMMON" ;;
+    restormer-l1-equal)
+      EQUAL=$(( (ITERS * ${COST:?restormer-l1-equal needs COST, the full arm's step cost in %} + 50) / 100 ))
+      echo "$name model.backbone=restormer-cpu $L1 $COMMON optim.total_iters=$EQUAL optim.warmup_iters=$(( EQUAL / 10 ))"
+      ;;
+    *) echo "unknown arm $name" >&2; exit 2 ;;
+  esac >> "$OUT/arms.txt"
+done
+echo "$ITERS iterations per arm; perceiver $PERCEIVER; proxies $PROXIES; semantic ${SEMANTIC:-random}; arms $ARMS" \
   | tee "$OUT/plan.txt"
-# One arm: its name, then its --set overrides (word-split on purpose).
+# One arm: its name, then its --set overrides (word-split on purpose; a later one wins).
 run_arm() {
   name=$1
   shift
   sets=""
   for kv in "$@"; do sets="$sets --set $kv"; done
   # shellcheck disable=SC2086
-  $UIR train configs/restormer_quality_aware.yaml --out "$OUT/$name" --no-progress $sets \
-    --set method.perceiver="$PERCEIVER" --set "method.proxies=$PROXIES" --set optim.total_iters="$ITERS" \
-    --set optim.warmup_iters=$(( ITERS / 10 )) --set train.val_every=0 --set train.threads=1 \
-    > "$OUT/$name.log" 2>&1 && echo "$name done" || echo "$name FAILED (see $OUT/$name.log)"
+  sh scripts/resumable_train.sh "$OUT/$name" configs/restormer_quality_aware.yaml \
+    --set method.perceiver="$PERCEIVER" --set "method.proxies=$PROXIES" --set train.val_every=0 \
+    --set train.threads=1 $sets >> "$OUT/$name.log" 2>&1 && echo "$name done" || echo "$name FAILED (see $OUT/$name.log)"
 }
 running=0
 while read -r line; do
@@ -65,5 +87,7 @@ done < "$OUT/arms.txt"
 wait
 models=""
 while read -r name _; do models="$models $OUT/$name/final.safetensors"; done < "$OUT/arms.txt"
-# shellcheck disable=SC2086
-$UIR eval --model $models --benchmark uir-5d --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-uir-5d" --grid 2
+for bench in $BENCHES; do
+  # shellcheck disable=SC2086
+  $UIR eval --model $models --benchmark "$bench" --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-$bench" --grid 2
+done

@@ -5,8 +5,15 @@
 
 Held-out tiers, made the way ``tiers: synthetic`` training makes them: low = a ``--crop`` crop of a clean image of
 ``--files`` (never seen in training) degraded by the ``--mix`` mix (seeded draws), medium = the same crop degraded
-again by the same type and seed at ``--medium-scale`` × the severity, high = the clean crop. Each task of the mix is
-drawn ``--per-task`` times. Prints a Markdown table: per task, the share of the 3 tier images put in the right tier
+again by the same type and seed at ``--medium-scale`` × the severity, high = the clean crop; or, with
+``--medium-restorer``, medium = that restorer's output on low: the paper's tiers, where the restorer is one of
+``uir perceive tiers``' fold restorers (``OUT/runs/fold0``: it never saw ``--files`` either). Each task of the mix is
+drawn ``--per-task`` times.
+
+    python scripts/perceiver_report.py runs/i21/pir-tiers-perceiver --data ../shared/data/train_clean/CBSD432 \\
+        --files 400 432 --per-task 32 --medium-restorer runs/i21/pir-tiers/runs/fold0
+
+Prints a Markdown table: per task, the share of the 3 tier images put in the right tier
 (:func:`uir.methods.perceiver.tier_accuracy`), the accuracy on each tier, and the mean probability of "high" for
 each tier; then the 3×3 confusion (rows: true tier) over all tasks.
 """
@@ -21,10 +28,20 @@ import torch
 from uir.data.datasets import SyntheticDataset
 from uir.degradations import Mix, get_mix
 from uir.methods.perceiver import load_perceiver, synthetic_medium, tier_accuracy
+from uir.methods.quality_aware import load_restorer
 
 
-def held_out(data: Path, files: tuple[int, int], mix_name: str, per_task: int, crop: int, scale: float):  # noqa: ANN201
-    """Per task of the mix, ``per_task`` samples ``{lq, medium, gt, label}`` with batch dimension 1."""
+def held_out(  # noqa: ANN201
+    data: Path,
+    files: tuple[int, int],
+    mix_name: str,
+    per_task: int,
+    crop: int,
+    scale: float,
+    restorer: torch.nn.Module | None = None,
+):
+    """Per task of the mix, ``per_task`` samples ``{lq, medium, gt, label}`` with batch dimension 1 (medium: the
+    restorer's output on lq when one is given, else lq's degradation redrawn at ``scale`` × its severity)."""
     base = get_mix(mix_name)
     for task in base.weights:
         single = Mix(f"report:{task}", {task: 1.0}, base.severity, base.overrides)
@@ -32,7 +49,11 @@ def held_out(data: Path, files: tuple[int, int], mix_name: str, per_task: int, c
         for i in range(len(dataset)):
             item = dataset[i]
             lq, gt = item["lq"][None], item["gt"][None]
-            medium = synthetic_medium(lq, gt, [item["record"]], scale=scale, mix=mix_name)
+            if restorer is None:
+                medium = synthetic_medium(lq, gt, [item["record"]], scale=scale, mix=mix_name)
+            else:
+                with torch.no_grad():
+                    medium = restorer(lq).clamp(0, 1)
             yield {"lq": lq, "medium": medium, "gt": gt, "label": task}
 
 
@@ -45,9 +66,15 @@ def main() -> None:
     parser.add_argument("--per-task", type=int, default=32)
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--medium-scale", type=float, default=0.4)
+    parser.add_argument(
+        "--medium-restorer", help="medium = this restorer's output (a run folder, checkpoint or .safetensors)"
+    )
     args = parser.parse_args()
     perceiver = load_perceiver(args.perceiver)
-    samples = list(held_out(args.data, tuple(args.files), args.mix, args.per_task, args.crop, args.medium_scale))
+    restorer = None if args.medium_restorer is None else load_restorer(args.medium_restorer)
+    samples = list(
+        held_out(args.data, tuple(args.files), args.mix, args.per_task, args.crop, args.medium_scale, restorer)
+    )
     with torch.no_grad():
         accuracy = tier_accuracy(perceiver, samples)
         tiers = perceiver.tiers

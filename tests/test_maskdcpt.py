@@ -271,6 +271,27 @@ def test_config_errors_are_one_line(overrides: list[str], message: str) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_pretraining_initialises_amirnets_network(pretrained: Path) -> None:
+    """MaskDCPT -> AMIRNet: a nafnet pre-training loads into the nafnet-ftb of the same size, each FTB starting as
+    the pre-trained block (its modulation is zero), its degradation encoder and modulations left as they were."""
+    torch.manual_seed(0)
+    ftb = build.build_backbone(ModelConfig("nafnet-ftb-tiny", init=str(pretrained)))
+    fresh = create_backbone("nafnet-ftb-tiny")
+    base = create_backbone("nafnet-tiny")
+    base.load_state_dict(load_checkpoint(pretrained / "last.ckpt")["backbone"])
+    lq = torch.rand(2, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.allclose(ftb(lq), base(lq), atol=1e-6)
+        assert torch.allclose(ftb(lq, cond=torch.rand(2, 15)), base(lq), atol=1e-6)
+    mapped = ftb.base_state(base.state_dict())
+    assert mapped is not None and all(torch.equal(ftb.state_dict()[k], v) for k, v in mapped.items())
+    new_parts = [k for k in ftb.state_dict() if k not in mapped]
+    assert new_parts and all(k.startswith("degradation.") or ".modulation." in k for k in new_parts)
+    assert all(torch.equal(ftb.state_dict()[k], fresh.state_dict()[k]) for k in new_parts if ".modulation." in k)
+    with pytest.raises(UirError, match="does not fit this backbone"):  # another size is still refused
+        build.build_backbone(ModelConfig("nafnet-ftb-cpu", init=str(pretrained)))
+
+
 def test_init_and_classifier_errors_are_one_line(pretrained: Path, tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     cases = [

@@ -190,6 +190,22 @@ def test_alpha_is_measured_per_task_on_a_fixed_probe_and_kept_in_buffers() -> No
     assert torch.equal(fresh.alpha, method.alpha) and int(fresh.step) == 3
 
 
+def test_dpl_skip_deepest_leaves_out_the_bottleneck_levels() -> None:
+    perceiver = _perceiver()
+    x = torch.rand(2, 3, 32, 32)
+    levels = perceiver.features(x)
+    skipped = QualityAware(
+        create_backbone("nafnet-tiny"), ["a", "b"], perceiver=perceiver, dpl_skip_deepest=1, probe_patch=16
+    )
+    assert [f.shape for f in skipped.features(x)] == [f.shape for f in levels[:-1]]
+    assert skipped(_batch(size=32))[1]["dpl"].isfinite()
+    unchanged = QualityAware(create_backbone("nafnet-tiny"), ["a"], perceiver=perceiver)
+    assert [f.shape for f in unchanged.features(x)] == [f.shape for f in levels]
+    too_many = QualityAware(create_backbone("nafnet-tiny"), ["a"], perceiver=perceiver, dpl_skip_deepest=len(levels))
+    with pytest.raises(UirError, match="dpl_skip_deepest"):
+        too_many.features(x)
+
+
 # --------------------------------------------------------------------------- the two stages through uir.train
 
 
@@ -449,6 +465,12 @@ def test_perceiver_report_scores_every_task_and_tier(
         assert s["lq"].shape == s["medium"].shape == s["gt"].shape == (1, 3, 32, 32)
         milder = (s["medium"] - s["gt"]).abs().mean() < (s["lq"] - s["gt"]).abs().mean()
         assert milder, s["label"]
+    restorer = _proxy()
+    restored = list(report.held_out(tiny_data / "clean", (0, 5), "3d", 2, 32, 0.4, restorer))
+    for s, r in zip(samples, restored, strict=True):
+        assert torch.equal(s["lq"], r["lq"]) and torch.equal(s["gt"], r["gt"])
+        with torch.no_grad():
+            assert torch.equal(r["medium"], restorer(r["lq"]).clamp(0, 1))
 
     perceiver = _perceiver().eval()
     monkeypatch.setattr(report, "load_perceiver", lambda path: perceiver)

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 import uir.pretrained  # noqa: F401  (registers the model-file loader)
+from conftest import load_script
 from uir.checkpoint import load_weights
 from uir.config import Config, config_from_dict, expand_path, load_config, to_dict
 from uir.data.mixing import MixSampler
@@ -341,3 +342,19 @@ def test_ema_moves_floating_tensors_by_one_minus_decay_and_copies_the_rest() -> 
             assert torch.allclose(tensor, torch.full_like(tensor, 0.1)), key
         else:
             assert int(tensor) == 7, key  # num_batches_tracked: copied
+
+
+def test_val_curves_puts_runs_side_by_side_with_their_gaps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    curves = load_script("val_curves")
+    header = "step,loss,psnr/noise,psnr/mean\n"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "log.csv").write_text(header + "50,0.1,,\n100,0.1,20,21.5\n200,0.1,21,22\n200,0.1,21,22.25\n")
+    (tmp_path / "b.csv").write_text(header + "100,0.1,19,21\n300,0.1,22,23\n")
+    curves.main([str(tmp_path / "a"), f"{tmp_path / 'b.csv'}:scratch"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| step | a | scratch | a − scratch |"
+    assert lines[2:] == ["| 100 | 21.50 | 21.00 | +0.50 |", "| 200 | 22.25 |  |  |", "| 300 |  | 23.00 |  |"]
+    with pytest.raises(SystemExit, match=r"no column 'psnr/haze' \(validation columns: psnr/noise, psnr/mean\)"):
+        curves.main([str(tmp_path / "a"), "--key", "psnr/haze"])
+    with pytest.raises(SystemExit, match="no such file"):
+        curves.main([str(tmp_path / "missing")])

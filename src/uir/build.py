@@ -59,6 +59,9 @@ def build_backbone(model: ModelConfig, *, init: bool = True) -> nn.Module:
 def load_init(backbone: nn.Module, init: str) -> None:
     """Load pre-trained weights into ``backbone``: a run folder or checkpoint's ``backbone``, or a ``.safetensors``.
 
+    A backbone with ``base_state`` (``nafnet-ftb-*``) also takes the weights of the network it wraps (``nafnet-*``
+    of the same size); its own extra parts keep their initialisation.
+
     Raises:
         UirError: an unreadable file, or weights that do not fit (missing, unexpected or reshaped keys).
     """
@@ -70,6 +73,15 @@ def load_init(backbone: nn.Module, init: str) -> None:
         state = load_weights(path).state if path.suffix == ".safetensors" else load_checkpoint(path)["backbone"]
     except UirError as err:
         raise UirError(f"model.init: {err}") from err
+    adapt = getattr(backbone, "base_state", None)
+    mapped = adapt(state) if adapt is not None else None
+    if mapped is not None:  # the weights of the network it wraps (e.g. nafnet-cpu's into nafnet-ftb-cpu)
+        backbone.load_state_dict(mapped, strict=False)
+        fresh = len(backbone.state_dict()) - len(mapped)
+        logger.info(
+            "model.init: loaded %d tensors of its base network from %s (%d start fresh)", len(mapped), path, fresh
+        )
+        return
     own = backbone.state_dict()
     problems = {
         "missing": [k for k in own if k not in state],

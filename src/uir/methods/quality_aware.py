@@ -14,7 +14,10 @@
   paper: VGG16): ``Σ_l w_l·D_l(R, GT) / (2·D_l(R, LQ) + Σ_k α_k·D_l(R, P_k))`` over the last levels with
   ``w = (1/12, 1/6, 1/3, 1)``, ``D`` the mean absolute feature distance per image, ``P_k`` the outputs of frozen
   proxy restorers (e.g. the stage-1 medium model). ``α_k`` is per task: 1.25 if proxy ``k``'s PSNR on that
-  task's probe images is ≤ the model's, else 0.75 (1 until first measured).
+  task's probe images is ≤ the model's, else 0.75 (1 until first measured). ``dpl_skip_deepest`` leaves out the
+  feature net's deepest levels before the last four are taken **[ours]**: VGG16's four levels lie at 1/1 to 1/8 of
+  the image, a U-net encoder's last four at 1/4 to 1/32 (2×2 on a 64² crop, with the weight 1); skipping its
+  bottleneck (1) puts them at 1/2 to 1/16.
 - The probe set is the first ``probe_size`` centre crops (``probe_patch`` px) of the training batches; it, the
   proxies' PSNR, the step and ``α`` are buffers, so a resumed run continues exactly. ``α`` is re-measured every
   ``probe_every`` steps (the paper: every epoch; a method sees steps).
@@ -77,6 +80,7 @@ class QualityAwareConfig:
         contrast_crop: side of the two crops as a fraction of the training crop's shorter side.
         vgg: a VGG16 state-dict file (torchvision's ``features.*`` keys): L_dpl in VGG16's space (the paper's)
             instead of the perceiver encoder's.
+        dpl_skip_deepest: the feature net's deepest levels L_dpl leaves out (0: its last four levels are used).
     """
 
     name: Literal["quality-aware"] = "quality-aware"
@@ -94,6 +98,7 @@ class QualityAwareConfig:
     contrast_temperature: float = 0.1
     contrast_crop: float = 0.5
     vgg: str | None = None
+    dpl_skip_deepest: int = 0
 
     def check(self) -> None:
         if self.perceiver is None:
@@ -104,6 +109,8 @@ class QualityAwareConfig:
             raise ValueError("need probe_size >= 1, probe_patch >= 8 and probe_every >= 1")
         if self.contrast_weight < 0 or not self.contrast_temperature > 0 or not 0 < self.contrast_crop <= 1:
             raise ValueError("need contrast_weight >= 0, contrast_temperature > 0 and 0 < contrast_crop <= 1")
+        if self.dpl_skip_deepest < 0:
+            raise ValueError("dpl_skip_deepest must be >= 0")
 
 
 def info_nce(anchor: Tensor, positive: Tensor, label: Tensor, temperature: float = 0.1) -> Tensor:
@@ -183,8 +190,10 @@ class QualityAware(nn.Module):
         contrast_weight: float = 0.1,
         contrast_temperature: float = 0.1,
         contrast_crop: float = 0.5,
+        dpl_skip_deepest: int = 0,
     ) -> None:
         super().__init__()
+        self.dpl_skip_deepest = dpl_skip_deepest
         self.backbone, self.labels = backbone, list(labels)
         self.weights = {"l1": pixel_weight, "clip": clip_weight, "dpl": dpl_weight, "cl": contrast_weight}
         self.contrast_temperature, self.contrast_crop = contrast_temperature, contrast_crop
@@ -211,8 +220,15 @@ class QualityAware(nn.Module):
         return self._frozen[1 : 1 + self.proxy_count]
 
     def features(self, x: Tensor) -> list[Tensor]:
-        """L_dpl's multi-scale features of ``x``: the feature net's, else the perceiver encoder's."""
-        return self._frozen[-1].encode(x) if self.has_feature_net else self.perceiver.features(x)
+        """L_dpl's multi-scale features of ``x``: the feature net's, else the perceiver encoder's, less the deepest
+        ``dpl_skip_deepest`` levels."""
+        levels = self._frozen[-1].encode(x) if self.has_feature_net else self.perceiver.features(x)
+        if self.dpl_skip_deepest >= len(levels):
+            raise UirError(
+                f"method.dpl_skip_deepest ({self.dpl_skip_deepest}) leaves none of the feature net's "
+                f"{len(levels)} levels"
+            )
+        return levels[: len(levels) - self.dpl_skip_deepest]
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> QualityAware:
         super()._apply(fn, recurse)

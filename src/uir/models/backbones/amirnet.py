@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -304,6 +305,37 @@ class FTBNAFNet(nn.Module):
         """Restore ``lq`` ``(B, 3, H, W)``, computing its code once."""
         cond = self._code(lq, None, cond, self.uses_code)
         return self.net.decode(self.net.encode(lq, cond=cond), lq, cond=cond)
+
+    def base_state(self, state: Mapping[str, Tensor]) -> dict[str, Tensor] | None:
+        """The weights of the wrapped :class:`NAFNet` (e.g. a MaskDCPT pre-training of ``nafnet-cpu``) under this
+        network's keys, or ``None`` when ``state`` is not exactly such a NAFNet's.
+
+        An FTB's NAFBlock takes the block's weights; the FTB modulations (zero at start, so each FTB starts as the
+        pre-trained block) and the degradation encoder are not in the result and keep their initialisation:
+        ``model.init`` with a NAFNet's weights is how MaskDCPT pre-training is combined with AMIRNet.
+
+        Example:
+            >>> from uir.models import create_backbone
+            >>> base, net = create_backbone("nafnet-tiny"), create_backbone("nafnet-ftb-tiny")
+            >>> mapped = net.base_state(base.state_dict())
+            >>> len(mapped) == len(base.state_dict()), net.base_state(net.state_dict()) is None
+            (True, True)
+        """
+        wrapped = [name for name, module in self.net.named_modules() if isinstance(module, FTBlock)]
+        mapped: dict[str, Tensor] = {}
+        own = self.state_dict()
+        for key in own:
+            if not key.startswith("net.") or ".modulation." in key:
+                continue
+            base = key.removeprefix("net.")
+            for name in wrapped:
+                if base.startswith(f"{name}.block."):
+                    base = name + base[len(name) + len(".block") :]
+                    break
+            if base not in state or state[base].shape != own[key].shape:
+                return None
+            mapped[key] = state[base]
+        return mapped if len(mapped) == len(state) else None
 
     def tree_path(self, lq: Tensor) -> list[int]:
         """The path of one image ``(3, H, W)`` or ``(1, 3, H, W)`` through the grown tree (see ``tree_paths``).
