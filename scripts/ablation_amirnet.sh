@@ -1,5 +1,5 @@
 #!/bin/sh
-# AMIRNet's ablation (issue 21), on configs/nafnet_amirnet.yaml's data, every arm evaluated on uir-5d:
+# AMIRNet's ablation (issue 21), on configs/nafnet_amirnet.yaml's data, every arm evaluated on three benchmarks:
 #   amirnet       nafnet-ftb-cpu trained by the amirnet method, its tree grown at 1/4, 1/2 and 3/4 of the run;
 #   ftb-notree    the same network, method and loss with no growth (grow_steps []): isolates the tree;
 #   nafnet        plain nafnet-cpu under supervised L1, the same iterations;
@@ -32,6 +32,18 @@ EQUAL=$(( (ITERS * COST + 50) / 100 ))
 TREE_SET=""
 if [ -n "${CE:-}" ]; then TREE_SET="--set method.ce_weight=$CE"; fi
 if [ -n "${RESERVOIR:-}" ]; then TREE_SET="$TREE_SET --set method.reservoir_size=$RESERVOIR"; fi
+for name in $ARMS; do  # every arm checked before any starts
+  case "$name" in
+    amirnet | ftb-notree | nafnet | nafnet-equal) ;;
+    maskdcpt-amirnet)
+      if [ ! -f "${PRETRAINED:-.}/last.ckpt" ] || ! grep -qs '^  backbone: nafnet-cpu$' "$PRETRAINED/config.yaml"; then
+        echo "maskdcpt-amirnet needs PRETRAINED, a nafnet-cpu pre-training run (last.ckpt, config.yaml)" >&2
+        exit 2
+      fi
+      ;;
+    *) echo "unknown arm $name (amirnet, ftb-notree, nafnet, nafnet-equal, maskdcpt-amirnet)" >&2; exit 2 ;;
+  esac
+done
 mkdir -p "$OUT"
 echo "arms: $ARMS; $ITERS iterations (nafnet-equal $EQUAL), grow at $GROW, seed $SEED" | tee "$OUT/plan$TAG.txt"
 
@@ -40,11 +52,10 @@ arm() {  # arm NAME: train one arm on one thread, its log in OUT/NAME.log
     amirnet) set -- "$1" --set "method.grow_steps=$GROW" $TREE_SET --set method.seed="$SEED" ;;
     ftb-notree) set -- "$1" --set "method.grow_steps=[]" $TREE_SET --set method.seed="$SEED" ;;
     maskdcpt-amirnet) set -- "$1" --set "method.grow_steps=$GROW" $TREE_SET --set method.seed="$SEED" \
-      --set model.init="${PRETRAINED:?maskdcpt-amirnet needs PRETRAINED, a MaskDCPT pre-training run of nafnet-cpu}" ;;
+      --set model.init="$PRETRAINED" ;;
     nafnet) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu ;;
     nafnet-equal) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu \
       --set optim.total_iters="$EQUAL" ;;
-    *) echo "unknown arm $1 (amirnet, ftb-notree, nafnet, nafnet-equal, maskdcpt-amirnet)" >&2; exit 2 ;;
   esac
   name=$1
   shift

@@ -18,7 +18,7 @@
 # arm follows the fine-tuning on its thread instead of running alone at the end.
 #   FEW=40 PAPER=1 PRETRAINED=runs/i21/maskdcpt-s1/pretrain SEED=1 UIR_DATA_ROOT=../shared/data \
 #     sh scripts/ablation_maskdcpt.sh runs/i21/maskdcpt-few40-s1 5000 5000 nafnet
-set -eu
+set -euf  # no globbing: the --set values hold brackets
 OUT=${1:?usage: sh scripts/ablation_maskdcpt.sh OUT [PRETRAIN_ITERS] [FINETUNE_ITERS] [ARCH]}
 PRE=${2:-10000}
 FINE=${3:-10000}
@@ -47,8 +47,14 @@ if [ -n "${PRETRAINED:-}" ]; then
     echo "PRETRAINED=$PRETRAIN: not a finished pre-training run (no final.safetensors)" >&2
     exit 2
   fi
-  if ! grep -q "^  total_iters: $PRE\$" "$PRETRAIN/config.yaml"; then
-    echo "PRETRAINED=$PRETRAIN: its config.yaml does not say total_iters: $PRE (PRETRAIN_ITERS)" >&2
+  for line in "  backbone: ${ARCH}-cpu" "  name: maskdcpt" "  total_iters: $PRE"; do
+    if ! grep -qsx "$line" "$PRETRAIN/config.yaml"; then
+      echo "PRETRAINED=$PRETRAIN: its config.yaml does not say '${line#  }' (ARCH $ARCH, PRETRAIN_ITERS $PRE)" >&2
+      exit 2
+    fi
+  done
+  if [ -n "${PATCH:-}" ]; then
+    echo "PATCH is the pre-training's; with PRETRAINED the pre-training is not run (leave PATCH out)" >&2
     exit 2
   fi
 fi

@@ -1,7 +1,8 @@
 #!/bin/sh
-# The Perceive-IR ablation at equal iterations (METHODS §4, stage 2): each loss term added in turn on the
-# Perceive-IR network, the plain Restormer-style network with L1 and with the quality-aware loss, all evaluated on
-# uir-5d (one `uir eval`, so its grids/ put the arms side by side). Two arms train at a time, one thread each.
+# The Perceive-IR ablation (METHODS §4, stage 2): each loss term added in turn on the Perceive-IR network, the plain
+# Restormer-style network with L1 and with the quality-aware loss, at equal iterations (and an equal-compute arm on
+# request), all evaluated on BENCHES (one `uir eval` per benchmark, so its grids/ put the arms side by side). Two
+# arms train at a time, one thread each.
 #   UIR_DATA_ROOT=../shared/data sh scripts/ablation_perceiveir.sh OUT PERCEIVER [ITERS] [PROXY] [SEMANTIC]
 # PERCEIVER: the stage-1 run (configs/perceiver_tiers.yaml) or its perceiver.safetensors; it rates the outputs
 # (L_clip) and its encoder is L_dpl's feature space.
@@ -15,15 +16,16 @@
 #   perceiveir-cl-clip  + 0.1 L_cl + 0.05 L_clip
 #   perceiveir-full     + 0.1 L_cl + 0.05 L_clip + 0.1 L_dpl
 #   restormer-qa        restormer-cpu, L1 + 0.05 L_clip + 0.1 L_dpl (the loss on a plain backbone)
-#   restormer-l1-equal  restormer-cpu, L1, ITERS x COST / 100 iterations: equal compute with perceiveir-full
-#                       (not among the default arms; name it in ARMS)
+#   restormer-l1-equal  restormer-cpu, L1, ITERS x COST / 100 iterations: equal stage-2 compute with
+#                       perceiveir-full (stage 1, the tiers' fold restorers and the perceiver, not counted); not
+#                       among the default arms: name it in ARMS
 # Environment: ARMS (a space-separated subset, default the first six), COST (the full arm's step cost in % of a
 # restormer-l1 step, for restormer-l1-equal; required with it), SEED (train.seed, default the config's 0), DPL_SKIP
 # (method.dpl_skip_deepest), BENCHES (default uir-5d). Every arm runs through scripts/resumable_train.sh: stopped,
 # the same command resumes it. Issue 21's runs (2-fold tiers and their fold restorer as the proxy):
 #   ARMS="restormer-l1 perceiveir-full restormer-l1-equal" COST=... SEED=0 DPL_SKIP=1 BENCHES="uir-5d mixed
 #   unseen-noise" UIR_DATA_ROOT=../shared/data sh scripts/ablation_perceiveir.sh runs/i21/pir-s0 PERCEIVER 5000 PROXY
-set -eu
+set -euf  # no globbing: the --set values hold brackets
 OUT=${1:?usage: sh scripts/ablation_perceiveir.sh OUT PERCEIVER [ITERS] [PROXY] [SEMANTIC]}
 PERCEIVER=${2:?the stage-1 perceiver (a run folder or perceiver.safetensors)}
 ITERS=${3:-2000}

@@ -27,6 +27,7 @@ import torch
 
 from uir.data.datasets import SyntheticDataset
 from uir.degradations import Mix, get_mix
+from uir.errors import UirError
 from uir.methods.perceiver import load_perceiver, synthetic_medium, tier_accuracy
 from uir.methods.quality_aware import load_restorer
 
@@ -67,11 +68,15 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=128)
     parser.add_argument("--medium-scale", type=float, default=0.4)
     parser.add_argument(
-        "--medium-restorer", help="medium = this restorer's output (a run folder, checkpoint or .safetensors)"
+        "--medium-restorer",
+        help="medium = this restorer's output (a run folder, checkpoint or .safetensors); --medium-scale is unused",
     )
     args = parser.parse_args()
-    perceiver = load_perceiver(args.perceiver)
-    restorer = None if args.medium_restorer is None else load_restorer(args.medium_restorer)
+    try:
+        perceiver = load_perceiver(args.perceiver)
+        restorer = None if args.medium_restorer is None else load_restorer(args.medium_restorer)
+    except UirError as err:
+        raise SystemExit(f"perceiver_report: {err}".replace("method.proxies: ", "--medium-restorer: ")) from None
     samples = list(
         held_out(args.data, tuple(args.files), args.mix, args.per_task, args.crop, args.medium_scale, restorer)
     )

@@ -2,7 +2,8 @@
 
     python scripts/val_curves.py runs/i21/maskdcpt-s1/finetune runs/i21/maskdcpt-s1/scratch-same-steps
 
-Each argument is a run folder (or its ``log.csv``), optionally ``:NAME`` for its column. Prints a Markdown table of
+Each argument is a run folder (or its ``log.csv``), optionally ``:NAME`` for its column (default: the run folder's
+last two parts, e.g. ``maskdcpt-s1/finetune``). Prints a Markdown table of
 ``--key`` (default ``psnr/mean``, the validation PSNR averaged over the validation sets) at every validated step,
 one column per run, then the difference of each later run to the first ("first minus run"), so a reader sees
 whether a gap is opening, closing or steady. A step logged twice (a resumed run) keeps its last row; a run without
@@ -19,7 +20,8 @@ from pathlib import Path
 
 def curve(spec: str, key: str) -> tuple[str, dict[int, float]]:
     """``(name, {step: value})`` of one run's ``key`` (the rows that validated)."""
-    path_text, _, name = spec.partition(":")
+    whole = Path(spec).exists() or ":" not in spec  # a path may hold a colon; then it has no :NAME
+    path_text, _, name = (spec, "", "") if whole else spec.rpartition(":")
     path = Path(path_text)
     path = path / "log.csv" if path.is_dir() else path
     if not path.is_file():
@@ -32,7 +34,7 @@ def curve(spec: str, key: str) -> tuple[str, dict[int, float]]:
         found = ", ".join(k for k in rows[0] if k.startswith(("psnr/", "ssim/"))) or "none"
         raise SystemExit(f"val_curves: {path}: no column {key!r} (validation columns: {found})")
     values = {int(row["step"]): float(row[key]) for row in rows if row.get(key)}
-    return name or path.parent.name, values
+    return name or "/".join(path.parent.parts[-2:]), values
 
 
 def table(curves: list[tuple[str, dict[int, float]]]) -> list[str]:

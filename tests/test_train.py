@@ -352,7 +352,8 @@ def test_val_curves_puts_runs_side_by_side_with_their_gaps(tmp_path: Path, capsy
     (tmp_path / "b.csv").write_text(header + "100,0.1,19,21\n300,0.1,22,23\n")
     curves.main([str(tmp_path / "a"), f"{tmp_path / 'b.csv'}:scratch"])
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| step | a | scratch | a − scratch |"
+    name = f"{tmp_path.name}/a"
+    assert lines[0] == f"| step | {name} | scratch | {name} − scratch |"
     assert lines[2:] == ["| 100 | 21.50 | 21.00 | +0.50 |", "| 200 | 22.25 |  |  |", "| 300 |  | 23.00 |  |"]
     with pytest.raises(SystemExit, match=r"no column 'psnr/haze' \(validation columns: psnr/noise, psnr/mean\)"):
         curves.main([str(tmp_path / "a"), "--key", "psnr/haze"])

@@ -210,6 +210,9 @@ class QualityAware(nn.Module):
         self.register_buffer("probe_task", torch.full((probe_size,), -1, dtype=torch.long))
         self.register_buffer("proxy_psnr", torch.full((count, tasks), float("nan")))
         self.register_buffer("alpha", torch.ones(count, tasks))
+        if dpl_skip_deepest and dpl_weight > 0:  # a setting that leaves no level fails here, not at step 1
+            with torch.no_grad():
+                self.features(torch.zeros(1, 3, 64, 64))
 
     @property
     def perceiver(self) -> QualityPerceiver:
