@@ -5,7 +5,8 @@
 Each argument is ``RESULTS.json:MODEL`` (the model's name as in the table; ``:MODEL`` may be left out when the file
 holds one model besides ``input``). For every set both files scored on the same images, prints the mean PSNR of
 each, the mean difference (first minus second) with its standard error over images (paired), the smallest and
-largest per-image difference and how many images the first wins (and ties). ``:input`` names a file's inputs, so
+largest per-image difference, how many images the first wins (and ties) and how many it is more than ``--behind``
+dB behind on (a collapse on a few images, not a small loss spread over all). ``:input`` names a file's inputs, so
 ``RESULTS.json:MODEL RESULTS.json:input`` counts the images a model made worse. A difference within about two
 standard errors is not told apart from noise on that set.
 
@@ -43,8 +44,9 @@ def scores(spec: str) -> tuple[str, dict[str, dict[str, float]]]:
     return model, found
 
 
-def paired(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
-    """Mean difference ``a − b`` over the images both hold, its standard error, extremes and wins of ``a``."""
+def paired(a: dict[str, float], b: dict[str, float], behind: float = 5.0) -> dict[str, float]:
+    """Mean difference ``a − b`` over the images both hold, its standard error, extremes, wins of ``a`` and the
+    images where ``a`` is more than ``behind`` dB behind."""
     shared = sorted(set(a) & set(b))
     diffs = [a[k] - b[k] for k in shared if math.isfinite(a[k]) and math.isfinite(b[k])]
     n = len(diffs)
@@ -52,7 +54,8 @@ def paired(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("nan")
     return {"n": n, "a": sum(a[k] for k in shared) / len(shared), "b": sum(b[k] for k in shared) / len(shared),
             "diff": mean, "se": spread / math.sqrt(n), "min": min(diffs), "max": max(diffs),
-            "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs)}  # fmt: skip
+            "wins": sum(d > 0 for d in diffs), "ties": sum(d == 0 for d in diffs),
+            "behind": sum(d < -behind for d in diffs)}  # fmt: skip
 
 
 def summary(model: str, sets: dict[str, dict[str, float]], floor: float) -> int:
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("first", help="RESULTS.json[:MODEL]")
     p.add_argument("second", nargs="?", help="RESULTS.json[:MODEL] (without it: the first alone, see --floor)")
     p.add_argument("--floor", type=float, default=35.0, help="one file: count the images below this PSNR (dB)")
+    p.add_argument("--behind", type=float, default=5.0, help="two files: count the images a is this far behind (dB)")
     args = p.parse_args(argv)
     if args.second is None:
         return summary(*scores(args.first), args.floor)
@@ -80,12 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     if not common:
         raise SystemExit("compare_runs: the two files share no set")
     print(f"{name_a} (a) against {name_b} (b), PSNR dB, per image a − b")
-    print("| set | images | a | b | a − b ± s.e. | smallest | largest | a wins (ties) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        f"| set | images | a | b | a − b ± s.e. | smallest | largest | a wins (ties) | a > {args.behind:g} dB behind |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for name in common:
-        r = paired(a[name], b[name])
+        r = paired(a[name], b[name], args.behind)
         print(f"| {name} | {r['n']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} ± {r['se']:.3f} | "
-              f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} ({r['ties']}) |")  # fmt: skip
+              f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} ({r['ties']}) | {r['behind']} |")  # fmt: skip
     return 0
 
 

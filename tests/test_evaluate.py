@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import smooth_photo
+from conftest import load_script, smooth_photo
 from uir.benchmarks import CLEAN_TASK, PROTOCOLS, get_protocol, synthesize
 from uir.cli import main
 from uir.errors import UirError
@@ -155,3 +155,21 @@ def test_model_files_with_one_name_are_told_apart_by_folder(data_root: Path, tmp
     results = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert list(results["sets"][0]["models"]) == ["input", "scratch/final", "finetune/final"]
     assert "| scratch/final |" in (tmp_path / "eval" / "results.md").read_text()
+
+
+def test_compare_runs_pairs_images_and_counts_collapses(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    compare = load_script("compare_runs")
+
+    def results(name: str, psnrs: dict[str, float]) -> Path:
+        path = tmp_path / f"{name}.json"
+        models = {"input": {"per_image": {"psnr": dict.fromkeys(psnrs, 10.0)}}, name: {"per_image": {"psnr": psnrs}}}
+        path.write_text(json.dumps({"sets": [{"name": "set", "models": models}]}))
+        return path
+
+    first = results("a", {"1.png": 30.0, "2.png": 20.0, "3.png": 31.0})
+    second = results("b", {"1.png": 29.0, "2.png": 27.0, "3.png": 31.0, "4.png": 40.0})
+    assert compare.main([str(first), f"{second}:b", "--behind", "5"]) == 0
+    row = capsys.readouterr().out.splitlines()[-1]
+    assert row == "| set | 3 | 27.000 | 29.000 | -2.000 ± 2.517 | -7.00 | +1.00 | 1/3 (1) | 1 |"
+    with pytest.raises(SystemExit, match="has no model 'c'"):
+        compare.main([f"{first}:c", str(second)])
