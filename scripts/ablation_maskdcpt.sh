@@ -1,6 +1,6 @@
 #!/bin/sh
 # The MaskDCPT ablation (issue 21): pre-train + fine-tune against the same backbone trained from scratch, both
-# evaluated on uir-5d and unseen-noise. Two comparisons:
+# evaluated on uir-5d, mixed and unseen-noise. Two comparisons:
 #   - equal compute: scratch runs FINE + PRE x COST iterations (a MaskDCPT step costs 1.06x a supervised one on
 #     nafnet-cpu and 1.03x on restormer-cpu, measured); it runs beside the pre-train + fine-tune arm, one thread each;
 #   - the paper's: scratch for the same FINE iterations as the fine-tuning (PAPER=1; run after the other two).
@@ -89,7 +89,7 @@ if [ -n "${PAPER:-}" ]; then
   if [ -z "${PRETRAINED:-}" ]; then same_steps; fi
   MODELS="$MODELS $OUT/scratch-same-steps/final.safetensors"
 fi
-for bench in uir-5d unseen-noise; do
+for bench in uir-5d mixed unseen-noise; do  # mixed and unseen noise: where pre-training should help most
   # shellcheck disable=SC2086
   $UIR eval --model $MODELS --benchmark "$bench" --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-$bench"
 done
