@@ -193,7 +193,6 @@ class QualityAware(nn.Module):
         dpl_skip_deepest: int = 0,
     ) -> None:
         super().__init__()
-        self.dpl_skip_deepest = dpl_skip_deepest
         self.backbone, self.labels = backbone, list(labels)
         self.weights = {"l1": pixel_weight, "clip": clip_weight, "dpl": dpl_weight, "cl": contrast_weight}
         self.contrast_temperature, self.contrast_crop = contrast_temperature, contrast_crop
@@ -210,9 +209,13 @@ class QualityAware(nn.Module):
         self.register_buffer("probe_task", torch.full((probe_size,), -1, dtype=torch.long))
         self.register_buffer("proxy_psnr", torch.full((count, tasks), float("nan")))
         self.register_buffer("alpha", torch.ones(count, tasks))
-        if dpl_skip_deepest and dpl_weight > 0:  # a setting that leaves no level fails here, not at step 1
-            with torch.no_grad():
-                self.features(torch.zeros(1, 3, 64, 64))
+        feature_dims = feature_net.feature_dims if feature_net is not None else perceiver.backbone.feature_dims
+        self.dpl_levels = len(feature_dims) - dpl_skip_deepest  # the feature net's first levels L_dpl uses
+        if self.dpl_levels < 1:
+            raise UirError(
+                f"method.dpl_skip_deepest ({dpl_skip_deepest}) leaves none of the feature net's "
+                f"{len(feature_dims)} levels"
+            )
 
     @property
     def perceiver(self) -> QualityPerceiver:
@@ -226,12 +229,7 @@ class QualityAware(nn.Module):
         """L_dpl's multi-scale features of ``x``: the feature net's, else the perceiver encoder's, less the deepest
         ``dpl_skip_deepest`` levels."""
         levels = self._frozen[-1].encode(x) if self.has_feature_net else self.perceiver.features(x)
-        if self.dpl_skip_deepest >= len(levels):
-            raise UirError(
-                f"method.dpl_skip_deepest ({self.dpl_skip_deepest}) leaves none of the feature net's "
-                f"{len(levels)} levels"
-            )
-        return levels[: len(levels) - self.dpl_skip_deepest]
+        return levels[: self.dpl_levels]
 
     def _apply(self, fn: Callable[[Tensor], Tensor], recurse: bool = True) -> QualityAware:
         super()._apply(fn, recurse)
