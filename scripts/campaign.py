@@ -181,11 +181,15 @@ def cmd_run(name: str, runs: Path, sets: list[str]) -> int:
 
 
 def cmd_status(name: str, runs: Path) -> int:
-    import csv
+    from uir.errors import UirError
+    from uir.runlog import read_log
 
     read_campaign(name)
     run_dir = runs / name
-    rows = list(csv.DictReader((run_dir / "log.csv").open())) if (run_dir / "log.csv").is_file() else []
+    try:
+        rows = read_log(run_dir)
+    except UirError:  # not started, or no row logged yet
+        rows = []
     total = yaml.safe_load((run_dir / "config.yaml").read_text())["optim"]["total_iters"] if rows else None
     pids = processes(run_dir)
     print(f"{name}: {'running, pid ' + str(pids[0]) if pids else 'not running'}")

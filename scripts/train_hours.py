@@ -9,26 +9,22 @@ rows is the time. Prints one line per log and the total.
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
+
+from uir.errors import UirError
+from uir.runlog import read_log, train_seconds
 
 
 def hours(path: Path) -> tuple[int, float]:
     """``(last step, hours)`` of one log."""
-    if not path.is_file():
-        raise SystemExit(f"train_hours: {path}: no such file")
-    with path.open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    if not rows or "it_per_s" not in rows[0]:
+    try:
+        rows = read_log(path)
+    except UirError as error:
+        raise SystemExit(f"train_hours: {error}") from None
+    if "it_per_s" not in rows[0]:
         raise SystemExit(f"train_hours: {path}: not a uir training log (no it_per_s column)")
-    seconds, before = 0.0, 0
-    for row in rows:
-        step = int(row["step"])
-        if row["it_per_s"] and float(row["it_per_s"]) > 0:
-            seconds += (step - before) / float(row["it_per_s"])
-        before = step
-    return before, seconds / 3600
+    return int(rows[-1]["step"]), train_seconds(rows) / 3600
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,13 +16,15 @@ own progress goes to stdout. Run it detached (``setsid``) to let the runs outliv
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from uir.errors import UirError
+from uir.runlog import median_rate, read_log
 
 
 def launch(name: str, config: str, sets: list[str], out: Path, *, resume: bool = False) -> subprocess.Popen:
@@ -37,19 +39,18 @@ def launch(name: str, config: str, sets: list[str], out: Path, *, resume: bool =
 
 
 def measured_rate(log_csv: Path) -> float | None:
-    """The median ``it_per_s`` of the rows after the first (the first holds the start-up)."""
-    if not log_csv.is_file():
+    """The median ``it_per_s`` of the rows after the first (the first holds the start-up); None before any row."""
+    try:
+        return median_rate(read_log(log_csv))
+    except UirError:
         return None
-    with log_csv.open() as f:
-        rates = [float(r["it_per_s"]) for r in csv.DictReader(f) if r.get("it_per_s")]
-    rates = sorted(rates[1:])
-    return rates[len(rates) // 2] if rates else None
 
 
 def last_step(log_csv: Path) -> int:
-    with log_csv.open() as f:
-        rows = list(csv.DictReader(f))
-    return int(rows[-1]["step"]) if rows else 0
+    try:
+        return int(read_log(log_csv)[-1]["step"])
+    except UirError:
+        return 0
 
 
 def main() -> int:

@@ -13,9 +13,11 @@ that step leaves the cell empty. An unknown ``--key`` is an error that lists the
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from pathlib import Path
+
+from uir.errors import UirError
+from uir.runlog import read_log
 
 
 def curve(spec: str, key: str) -> tuple[str, dict[int, float]]:
@@ -24,12 +26,10 @@ def curve(spec: str, key: str) -> tuple[str, dict[int, float]]:
     path_text, _, name = (spec, "", "") if whole else spec.rpartition(":")
     path = Path(path_text)
     path = path / "log.csv" if path.is_dir() else path
-    if not path.is_file():
-        raise SystemExit(f"val_curves: {path}: no such file (give a run folder or its log.csv)")
-    with path.open(newline="") as file:
-        rows = list(csv.DictReader(file))
-    if not rows or "step" not in rows[0]:
-        raise SystemExit(f"val_curves: {path}: not a uir training log (no step column)")
+    try:
+        rows = read_log(path)
+    except UirError as error:
+        raise SystemExit(f"val_curves: {error}") from None
     if key not in rows[0]:
         found = ", ".join(k for k in rows[0] if k.startswith(("psnr/", "ssim/"))) or "none"
         raise SystemExit(f"val_curves: {path}: no column {key!r} (validation columns: {found})")

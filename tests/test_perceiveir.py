@@ -17,6 +17,7 @@ from uir.checkpoint import load_checkpoint
 from uir.config import Config, config_from_dict
 from uir.errors import UirError
 from uir.methods.perceiver import (
+    PerceiverConfig,
     PerceiverTraining,
     TierDataset,
     export_perceiver,
@@ -118,6 +119,18 @@ def test_manifest_tiers_feed_the_perceiver(tmp_path: Path) -> None:
     assert loss.isfinite()
     with pytest.raises(UirError, match="no 'medium'"):
         method({k: batch[k] for k in ("lq", "gt")})
+    # mixed: per sample the manifest's medium (share 1), the synthetic blend (share 0), or some of each.
+    for share, expected in ((1.0, batch["medium"]), (0.0, synthetic_medium(batch["lq"], batch["gt"], None, scale=0.4))):
+        mixed = PerceiverTraining(create_backbone("nafnet-tiny"), ["noise"], tiers="mixed", manifest_share=share)
+        assert torch.equal(mixed.medium(batch), expected)
+    mixed.manifest_share = 0.5
+    torch.manual_seed(0)
+    picks = {torch.equal(mixed.medium(batch)[0], batch["medium"][0]) for _ in range(20)}
+    assert picks == {True, False}
+    with pytest.raises(UirError, match="mixed but the batch has no 'medium'"):
+        mixed({k: batch[k] for k in ("lq", "gt")})
+    with pytest.raises(ValueError, match="manifest_share"):
+        PerceiverConfig(tiers="mixed", manifest_share=1.5).check()
     accuracy = tier_accuracy(method.perceiver().eval(), [{**batch, "label": ["noise", "haze"]}])
     assert set(accuracy) == {"noise", "haze", "all"}
 

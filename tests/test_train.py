@@ -359,3 +359,19 @@ def test_val_curves_puts_runs_side_by_side_with_their_gaps(tmp_path: Path, capsy
         curves.main([str(tmp_path / "a"), "--key", "psnr/haze"])
     with pytest.raises(SystemExit, match="no such file"):
         curves.main([str(tmp_path / "missing")])
+
+
+def test_train_hours_sums_the_logged_speeds_and_rejects_what_is_not_a_log(tmp_path: Path) -> None:
+    from uir.runlog import read_log
+
+    hours = load_script("train_hours")
+    log = tmp_path / "log.csv"
+    log.write_text("step,loss,it_per_s\n100,0.1,2\n200,0.1,\n400,0.1,4\n")
+    assert hours.hours(log) == (400, (50 + 50) / 3600)  # the row without a speed adds no time
+    assert read_log(tmp_path) == read_log(log)
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(SystemExit, match="not a uir training log"):
+        hours.hours(tmp_path / "other.csv")
+    (tmp_path / "header.csv").write_text("step,it_per_s\n")
+    with pytest.raises(UirError, match="not a uir training log"):
+        read_log(tmp_path / "header.csv")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from uir.errors import UirError
 from uir.io import atomic_write_bytes
 
 BASE_COLUMNS = ("step", "epoch", "loss", "lr", "it_per_s", "data_s")
@@ -79,6 +80,51 @@ class RunLog:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
         return atomic_write_bytes(path, buffer.getvalue())
+
+
+def read_log(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a run's ``log.csv`` (``path``: the file or its run folder), as written (empty cells ``""``).
+
+    Raises:
+        UirError: no such file, or not a uir training log (no ``step`` column).
+    """
+    path = Path(path)
+    path = path / "log.csv" if path.is_dir() else path
+    if not path.is_file():
+        raise UirError(f"{path}: no such file (give a run folder or its log.csv)")
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    if not rows or "step" not in rows[0]:
+        raise UirError(f"{path}: not a uir training log (no step column)")
+    return rows
+
+
+def train_seconds(rows: Sequence[dict[str, str]]) -> float:
+    """Seconds spent in training steps: each row's ``it_per_s`` is the speed over the steps since the row before.
+
+    Example:
+        >>> train_seconds([{"step": "50", "it_per_s": "2"}, {"step": "100", "it_per_s": "5"}, {"step": "150"}])
+        35.0
+    """
+    seconds, before = 0.0, 0
+    for row in rows:
+        step = int(row["step"])
+        rate = float(row.get("it_per_s") or 0)
+        if rate > 0:
+            seconds += (step - before) / rate
+        before = step
+    return seconds
+
+
+def median_rate(rows: Sequence[dict[str, str]]) -> float | None:
+    """The median ``it_per_s`` of the rows after the first that holds one (that one includes the start-up).
+
+    Example:
+        >>> median_rate([{"it_per_s": "0.5"}, {"it_per_s": "2"}, {"it_per_s": ""}, {"it_per_s": "3"}])
+        3.0
+    """
+    rates = sorted([float(r["it_per_s"]) for r in rows if r.get("it_per_s")][1:])
+    return rates[len(rates) // 2] if rates else None
 
 
 def _log_ticks(low: float, high: float) -> list[float]:

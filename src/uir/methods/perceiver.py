@@ -1,6 +1,6 @@
 """Perceive-IR stage 1: train the quality perceiver on (low, medium, high) tiers (METHODS §4).
 
-Each batch gives three tiers per sample: ``low`` = ``lq``, ``high`` = ``gt`` and ``medium`` from one of two sources
+Each batch gives three tiers per sample: ``low`` = ``lq``, ``high`` = ``gt`` and ``medium`` from one of three sources
 (``tiers`` in the config):
 
 - ``manifest``: the paper's recipe. The batch carries ``medium`` (a :class:`TierDataset` reads the
@@ -9,6 +9,10 @@ Each batch gives three tiers per sample: ``low`` = ``lq``, ``high`` = ``gt`` and
 - ``synthetic`` **[ours]**, a cheaper stand-in, *not* the paper's recipe: the same clean crop degraded again by
   the same type and seed at ``medium_scale`` × the drawn severity (:func:`synthetic_medium`; samples without
   a degradation record, noisy or paired ones, use ``gt + medium_scale · (lq − gt)``).
+- ``mixed`` **[ours]**: per sample, the manifest's medium with probability ``manifest_share``, else the synthetic
+  one. A perceiver trained on restorer outputs alone can learn "made by a restorer" instead of quality (a
+  degraded image that no restorer touched then reads as high; docs/RESULTS.md, Perceive-IR stage 1); a medium
+  tier that is sometimes a milder degradation of the same kind takes that shortcut away.
 
 Loss: cross-entropy over the 3 tiers of the scaled cosine logits, each sample weighted so that every task
 (``label``) of the batch counts equally (task-balanced, on top of the sampler's source mix).
@@ -58,8 +62,9 @@ class PerceiverConfig:
     """The ``method:`` section for ``name: perceiver``.
 
     Attributes:
-        tiers: where ``medium`` comes from: ``synthetic`` (re-degraded at a lower severity) or ``manifest``
-            (the batch's ``medium``, from a tiers manifest).
+        tiers: where ``medium`` comes from: ``synthetic`` (re-degraded at a lower severity), ``manifest``
+            (the batch's ``medium``, from a tiers manifest) or ``mixed`` (per sample, one or the other).
+        manifest_share: with ``mixed``, the probability that a sample's medium is the manifest's, in [0, 1].
         medium_scale: severity factor (or blend factor) of synthetic medium images, in (0, 1).
         medium_mix: the mix whose parameter overrides re-apply to synthetic medium draws (e.g. ``5d``: Gaussian
             noise only); null uses none.
@@ -70,7 +75,8 @@ class PerceiverConfig:
     """
 
     name: Literal["perceiver"] = "perceiver"
-    tiers: Literal["synthetic", "manifest"] = "synthetic"
+    tiers: Literal["synthetic", "manifest", "mixed"] = "synthetic"
+    manifest_share: float = 0.5
     medium_scale: float = 0.4
     medium_mix: str | None = None
     embed_dim: int = 64
@@ -80,6 +86,8 @@ class PerceiverConfig:
     def check(self) -> None:
         if not 0 < self.medium_scale < 1:
             raise ValueError(f"medium_scale must be in (0, 1), got {self.medium_scale}")
+        if not 0 <= self.manifest_share <= 1:
+            raise ValueError(f"manifest_share must be in [0, 1], got {self.manifest_share}")
         if self.embed_dim < 2 or self.prompt_tokens < 1:
             raise ValueError("need embed_dim >= 2 and prompt_tokens >= 1")
 
@@ -142,6 +150,7 @@ class PerceiverTraining(nn.Module):
         tiers: str = "synthetic",
         medium_scale: float = 0.4,
         medium_mix: str | None = None,
+        manifest_share: float = 0.5,
         embed_dim: int = 64,
         prompt_tokens: int = 16,
         clip: str | None = None,
@@ -149,6 +158,7 @@ class PerceiverTraining(nn.Module):
         super().__init__()
         self.backbone, self.labels = backbone, list(labels)
         self.tiers, self.medium_scale, self.medium_mix = tiers, medium_scale, medium_mix
+        self.manifest_share = manifest_share
         # A frozen CLIP tower is a plain attribute (not optimised, not saved: the config's path rebuilds it).
         self._clip: list[nn.Module] = [] if clip is None else [_load_clip(clip)]
         dims = self.encoder.feature_dims
@@ -166,14 +176,17 @@ class PerceiverTraining(nn.Module):
         return self
 
     def medium(self, batch: Mapping[str, Any]) -> Tensor:
-        """The batch's medium tier ``(B, 3, H, W)``."""
+        """The batch's medium tier ``(B, 3, H, W)`` (``mixed``: per sample from the global torch generator)."""
+        if self.tiers != "synthetic" and "medium" not in batch:
+            raise UirError(f"method.tiers is {self.tiers} but the batch has no 'medium'; train on a tiers manifest")
         if self.tiers == "manifest":
-            if "medium" not in batch:
-                raise UirError("method.tiers is manifest but the batch has no 'medium'; train on a tiers manifest")
             return batch["medium"]
-        return synthetic_medium(
-            batch["lq"], batch["gt"], batch.get("record"), scale=self.medium_scale, mix=self.medium_mix
-        )
+        lq, gt = batch["lq"], batch["gt"]
+        synthetic = synthetic_medium(lq, gt, batch.get("record"), scale=self.medium_scale, mix=self.medium_mix)
+        if self.tiers == "synthetic":
+            return synthetic
+        take = (torch.rand(len(lq)) < self.manifest_share).to(lq.device)[:, None, None, None]
+        return torch.where(take, batch["medium"].to(synthetic), synthetic)
 
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Classify the tiers of ``batch`` (``lq``, ``gt``, ``label``; ``medium`` or ``record`` as configured).
