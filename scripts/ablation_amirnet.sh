@@ -7,6 +7,9 @@
 #                 one at issue 7's budget; 1.9x in issue 21's seed-0 run, docs/RESULTS.md, so 160 leans AMIRNet's way).
 #   maskdcpt-amirnet  the combination (issue 21): the amirnet arm started from a MaskDCPT pre-training of nafnet-cpu
 #                 (PRETRAINED: its run folder; each FTB starts as the pre-trained block); not among the default arms.
+#   nafnet-combo-equal  plain nafnet-cpu at the combination's compute: nafnet-equal's iterations plus the
+#                 pre-training's (PRETRAINED's optim.total_iters) x PRE_COST / 100 (PRE_COST: a pre-training step's
+#                 cost in % of a NAFNet step of this config; required with this arm); not among the default arms.
 # Every arm is evaluated on uir-5d, mixed and unseen-noise.
 # Two arms at a time, one thread each; then the tree is drawn. Stopped (kill the script's process group: each run
 # saves), the same command resumes every arm where it stopped (scripts/resumable_train.sh).
@@ -15,7 +18,8 @@
 # RESERVOIR (method.reservoir_size, default the config's: 2048; docs/RESULTS.md's rows from before issue 21 used
 # 256), COST (default 160), ARMS (a space-separated subset, default the first four), PRETRAINED (for maskdcpt-amirnet).
 # The combined row: ARMS="amirnet maskdcpt-amirnet" PRETRAINED=runs/i21/maskdcpt-s1/pretrain SEED=1 CE=0.1 ... (a
-# finished arm is not run again, so the same OUT evaluates the two side by side).
+# finished arm is not run again, so the same OUT evaluates the two side by side); at equal compute:
+# ARMS="maskdcpt-amirnet nafnet-combo-equal" PRE_COST=175 with the same PRETRAINED, SEED and CE.
 set -eu
 OUT=${1:?usage: sh scripts/ablation_amirnet.sh OUT [ITERATIONS]}
 ITERS=${2:-8000}
@@ -29,23 +33,30 @@ UIR=${UIR:-uir}
 PYTHON=${PYTHON:-python}
 GROW="[$(( ITERS / 4 )), $(( ITERS / 2 )), $(( ITERS * 3 / 4 ))]"
 EQUAL=$(( (ITERS * COST + 50) / 100 ))
+COMBO_EQUAL=""
 TREE_SET=""
 if [ -n "${CE:-}" ]; then TREE_SET="--set method.ce_weight=$CE"; fi
 if [ -n "${RESERVOIR:-}" ]; then TREE_SET="$TREE_SET --set method.reservoir_size=$RESERVOIR"; fi
 for name in $ARMS; do  # every arm checked before any starts
   case "$name" in
     amirnet | ftb-notree | nafnet | nafnet-equal) ;;
-    maskdcpt-amirnet)
+    maskdcpt-amirnet | nafnet-combo-equal)
       if [ ! -f "${PRETRAINED:-.}/last.ckpt" ] || ! grep -qs '^  backbone: nafnet-cpu$' "$PRETRAINED/config.yaml"; then
-        echo "maskdcpt-amirnet needs PRETRAINED, a nafnet-cpu pre-training run (last.ckpt, config.yaml)" >&2
+        echo "$name needs PRETRAINED, a nafnet-cpu pre-training run (last.ckpt, config.yaml)" >&2
         exit 2
       fi
+      if [ "$name" = nafnet-combo-equal ]; then
+        PRE_ITERS=$(sed -n 's/^  total_iters: \([0-9]*\)$/\1/p' "$PRETRAINED/config.yaml")
+        COMBO_EQUAL=$(( EQUAL + (PRE_ITERS * ${PRE_COST:?nafnet-combo-equal needs PRE_COST, a pre-training step in % of a NAFNet step} + 50) / 100 ))
+      fi
       ;;
-    *) echo "unknown arm $name (amirnet, ftb-notree, nafnet, nafnet-equal, maskdcpt-amirnet)" >&2; exit 2 ;;
+    *) echo "unknown arm $name (amirnet, ftb-notree, nafnet, nafnet-equal, maskdcpt-amirnet, nafnet-combo-equal)" >&2
+      exit 2 ;;
   esac
 done
 mkdir -p "$OUT"
-echo "arms: $ARMS; $ITERS iterations (nafnet-equal $EQUAL), grow at $GROW, seed $SEED" | tee "$OUT/plan$TAG.txt"
+echo "arms: $ARMS; $ITERS iterations (nafnet-equal $EQUAL${COMBO_EQUAL:+, nafnet-combo-equal $COMBO_EQUAL}), grow at $GROW, seed $SEED" |
+  tee "$OUT/plan$TAG.txt"
 
 arm() {  # arm NAME: train one arm on one thread, its log in OUT/NAME.log
   case "$1" in
@@ -56,6 +67,8 @@ arm() {  # arm NAME: train one arm on one thread, its log in OUT/NAME.log
     nafnet) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu ;;
     nafnet-equal) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu \
       --set optim.total_iters="$EQUAL" ;;
+    nafnet-combo-equal) set -- "$1" --set 'method={name: supervised, loss: l1}' --set model.backbone=nafnet-cpu \
+      --set optim.total_iters="$COMBO_EQUAL" ;;
   esac
   name=$1
   shift
