@@ -19,7 +19,8 @@
 # 256), COST (default 160), ARMS (a space-separated subset, default the first four), PRETRAINED (for maskdcpt-amirnet).
 # The combined row: ARMS="amirnet maskdcpt-amirnet" PRETRAINED=runs/i21/maskdcpt-s1/pretrain SEED=1 CE=0.1 ... (a
 # finished arm is not run again, so the same OUT evaluates the two side by side); at equal compute:
-# ARMS="maskdcpt-amirnet nafnet-combo-equal" PRE_COST=175 with the same PRETRAINED, SEED and CE.
+# ARMS="maskdcpt-amirnet nafnet-combo-equal" PRE_COST=175 with the same PRETRAINED, SEED and CE (175: median speeds,
+# one thread each, two runs at a time: 2.77 it/s for runs/i21/maskdcpt-s1/pretrain, 4.84 for amirnet-s1/nafnet).
 set -eu
 OUT=${1:?usage: sh scripts/ablation_amirnet.sh OUT [ITERATIONS]}
 ITERS=${2:-8000}
@@ -46,7 +47,8 @@ for name in $ARMS; do  # every arm checked before any starts
         exit 2
       fi
       if [ "$name" = nafnet-combo-equal ]; then
-        PRE_ITERS=$(sed -n 's/^  total_iters: \([0-9]*\)$/\1/p' "$PRETRAINED/config.yaml")
+        PRE_ITERS=$(sed -n 's/^  total_iters: \([0-9][0-9]*\)$/\1/p' "$PRETRAINED/config.yaml")
+        if [ -z "$PRE_ITERS" ]; then echo "$name: no optim.total_iters in $PRETRAINED/config.yaml" >&2; exit 2; fi
         COMBO_EQUAL=$(( EQUAL + (PRE_ITERS * ${PRE_COST:?nafnet-combo-equal needs PRE_COST, a pre-training step in % of a NAFNet step} + 50) / 100 ))
       fi
       ;;

@@ -362,13 +362,17 @@ def test_val_curves_puts_runs_side_by_side_with_their_gaps(tmp_path: Path, capsy
 
 
 def test_train_hours_sums_the_logged_speeds_and_rejects_what_is_not_a_log(tmp_path: Path) -> None:
-    from uir.runlog import read_log
+    from uir.runlog import median_rate, read_log, train_seconds
 
     hours = load_script("train_hours")
     log = tmp_path / "log.csv"
     log.write_text("step,loss,it_per_s\n100,0.1,2\n200,0.1,\n400,0.1,4\n")
     assert hours.hours(log) == (400, (50 + 50) / 3600)  # the row without a speed adds no time
     assert read_log(tmp_path) == read_log(log)
+    assert train_seconds(read_log(log)) == 100
+    assert median_rate(read_log(log)) == 4.0  # the first row with a speed (start-up) is left out
+    assert median_rate([{"it_per_s": "1"}, {"it_per_s": "5"}, {"it_per_s": "2"}, {"it_per_s": "3"}]) == 3.0
+    assert median_rate([{"it_per_s": "1"}]) is None
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(SystemExit, match="not a uir training log"):
         hours.hours(tmp_path / "other.csv")

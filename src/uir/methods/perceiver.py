@@ -12,7 +12,8 @@ Each batch gives three tiers per sample: ``low`` = ``lq``, ``high`` = ``gt`` and
 - ``mixed`` **[ours]**: per sample, the manifest's medium with probability ``manifest_share``, else the synthetic
   one. A perceiver trained on restorer outputs alone can learn "made by a restorer" instead of quality (a
   degraded image that no restorer touched then reads as high; docs/RESULTS.md, Perceive-IR stage 1); a medium
-  tier that is sometimes a milder degradation of the same kind takes that shortcut away.
+  tier that is sometimes not a restorer's output weakens that shortcut. A tiers manifest holds no degradation
+  record, so there the synthetic medium is the blend ``gt + medium_scale · (lq − gt)``.
 
 Loss: cross-entropy over the 3 tiers of the scaled cosine logits, each sample weighted so that every task
 (``label``) of the batch counts equally (task-balanced, on top of the sampler's source mix).
