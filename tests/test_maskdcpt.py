@@ -294,6 +294,18 @@ def test_pretraining_initialises_amirnets_network(pretrained: Path) -> None:
         build.build_backbone(ModelConfig("nafnet-ftb-cpu", init=str(pretrained)))
 
 
+def test_a_classifier_export_initialises_a_backbone_with_its_encoder(pretrained: Path) -> None:
+    """model.init takes a classifier file's backbone (e.g. the shipped classifier-5d as a perceiver's encoder)."""
+    from_file = build.build_backbone(ModelConfig("nafnet-tiny", init=str(export_classifier(pretrained))))
+    from_run = build.build_backbone(ModelConfig("nafnet-tiny", init=str(pretrained)))
+    assert all(torch.equal(v, from_run.state_dict()[k]) for k, v in from_file.state_dict().items())
+    assert not all(
+        torch.equal(v, create_backbone("nafnet-tiny").state_dict()[k]) for k, v in from_file.state_dict().items()
+    )
+    with pytest.raises(UirError, match="does not fit this backbone"):
+        build.build_backbone(ModelConfig("restormer-tiny", init=str(pretrained / "classifier.safetensors")))
+
+
 def test_init_and_classifier_errors_are_one_line(pretrained: Path, tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     cases = [

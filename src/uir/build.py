@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from uir import degradations
-from uir.checkpoint import load_checkpoint, load_weights
+from uir.checkpoint import load_checkpoint, load_weights, read_safetensors
 from uir.config import (
     Config,
     DataConfig,
@@ -34,7 +34,8 @@ from uir.data.mixing import MixedDataset, MixSampler, NoisyCrops
 from uir.degradations import Mix
 from uir.errors import UirError
 from uir.methods import get_method
-from uir.methods.perceiver import TierDataset
+from uir.methods.maskdcpt import CLASSIFIER_FORMAT
+from uir.methods.perceiver import PERCEIVER_FORMAT, TierDataset
 from uir.models.backbones import create_backbone
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ def build_backbone(model: ModelConfig, *, init: bool = True) -> nn.Module:
 
 
 def load_init(backbone: nn.Module, init: str) -> None:
-    """Load pre-trained weights into ``backbone``: a run folder or checkpoint's ``backbone``, or a ``.safetensors``.
+    """Load pre-trained weights into ``backbone``: a run folder or checkpoint's ``backbone``, or a ``.safetensors``
+    (restoration weights, or the backbone of a MaskDCPT classifier or quality-perceiver export, e.g. the shipped
+    ``classifier-5d`` as a degradation-aware encoder).
 
     A backbone with ``base_state`` (``nafnet-ftb-*``) also takes the weights of the network it wraps (``nafnet-*``
     of the same size); its own extra parts keep their initialisation.
@@ -70,7 +73,14 @@ def load_init(backbone: nn.Module, init: str) -> None:
     if not path.is_file():
         raise UirError(f"model.init: {path} does not exist; give a run folder, its last.ckpt or a .safetensors export")
     try:
-        state = load_weights(path).state if path.suffix == ".safetensors" else load_checkpoint(path)["backbone"]
+        if path.suffix != ".safetensors":
+            state = load_checkpoint(path)["backbone"]
+        else:
+            meta, tensors = read_safetensors(path)
+            if meta.get("format") in (CLASSIFIER_FORMAT, PERCEIVER_FORMAT):  # its encoder: the backbone.* tensors
+                state = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
+            else:
+                state = load_weights(path).state
     except UirError as err:
         raise UirError(f"model.init: {err}") from err
     adapt = getattr(backbone, "base_state", None)
