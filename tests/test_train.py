@@ -377,5 +377,5 @@ def test_train_hours_sums_the_logged_speeds_and_rejects_what_is_not_a_log(tmp_pa
     with pytest.raises(SystemExit, match="not a uir training log"):
         hours.hours(tmp_path / "other.csv")
     (tmp_path / "header.csv").write_text("step,it_per_s\n")
-    with pytest.raises(UirError, match="not a uir training log"):
+    with pytest.raises(UirError, match="no rows logged yet"):
         read_log(tmp_path / "header.csv")

@@ -86,7 +86,7 @@ def read_log(path: str | Path) -> list[dict[str, str]]:
     """The rows of a run's ``log.csv`` (``path``: the file or its run folder), as written (empty cells ``""``).
 
     Raises:
-        UirError: no such file, or not a uir training log (no ``step`` column).
+        UirError: no such file, no rows yet, or not a uir training log (no ``step`` column).
     """
     path = Path(path)
     path = path / "log.csv" if path.is_dir() else path
@@ -94,7 +94,9 @@ def read_log(path: str | Path) -> list[dict[str, str]]:
         raise UirError(f"{path}: no such file (give a run folder or its log.csv)")
     with path.open(newline="") as file:
         rows = list(csv.DictReader(file))
-    if not rows or "step" not in rows[0]:
+    if not rows:
+        raise UirError(f"{path}: no rows logged yet")
+    if "step" not in rows[0]:
         raise UirError(f"{path}: not a uir training log (no step column)")
     return rows
 
