@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from uir import degradations
-from uir.checkpoint import load_checkpoint, load_weights, read_safetensors
+from uir.checkpoint import load_checkpoint, read_safetensors, weights_from_safetensors
 from uir.config import (
     Config,
     DataConfig,
@@ -80,7 +80,7 @@ def load_init(backbone: nn.Module, init: str) -> None:
             if meta.get("format") in (CLASSIFIER_FORMAT, PERCEIVER_FORMAT):  # its encoder: the backbone.* tensors
                 state = {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
             else:
-                state = load_weights(path).state
+                state = weights_from_safetensors(path, meta, tensors).state
     except UirError as err:
         raise UirError(f"model.init: {err}") from err
     adapt = getattr(backbone, "base_state", None)

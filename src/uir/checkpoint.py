@@ -179,7 +179,15 @@ def read_safetensors(path: str | Path) -> tuple[dict[str, str], dict[str, Tensor
 
 
 def _load_safetensors(path: Path) -> Weights:
-    meta, state = read_safetensors(path)
+    return weights_from_safetensors(path, *read_safetensors(path))
+
+
+def weights_from_safetensors(path: str | Path, meta: dict[str, str], state: dict[str, Tensor]) -> Weights:
+    """The :class:`Weights` of a read ``.safetensors`` file (``meta``, ``state`` from :func:`read_safetensors`).
+
+    Raises:
+        UirError: not uir restoration weights, or broken metadata.
+    """
     if meta.get("format") != SAFETENSORS_FORMAT or "backbone" not in meta:
         raise UirError(f"{path}: safetensors without uir metadata (format=uir, backbone=...); cannot rebuild it")
     try:
