@@ -1,8 +1,8 @@
 #!/bin/sh
 # The Perceive-IR ablation (METHODS §4, stage 2): each loss term added in turn on the Perceive-IR network, the plain
 # Restormer-style network with L1 and with the quality-aware loss, at equal iterations (and an equal-compute arm on
-# request), all evaluated on BENCHES (one `uir eval` per benchmark, so its grids/ put the arms side by side). Two
-# arms train at a time, one thread each.
+# request), all evaluated on BENCHES (one `uir eval` per benchmark, so its grids/ put the arms side by side). PARALLEL
+# arms (default 2) train at a time, one thread each.
 #   UIR_DATA_ROOT=../shared/data sh scripts/ablation_perceiveir.sh OUT PERCEIVER [ITERS] [PROXY] [SEMANTIC]
 # PERCEIVER: the stage-1 run (configs/perceiver_tiers.yaml) or its perceiver.safetensors; it rates the outputs
 # (L_clip) and its encoder is L_dpl's feature space.
@@ -21,7 +21,7 @@
 #                       among the default arms: name it in ARMS
 # Environment: ARMS (a space-separated subset, default the first six), COST (the full arm's step cost in % of a
 # restormer-l1 step, for restormer-l1-equal; required with it), SEED (train.seed, default the config's 0), DPL_SKIP
-# (method.dpl_skip_deepest), BENCHES (default uir-5d). Every arm runs through scripts/resumable_train.sh: stopped,
+# (method.dpl_skip_deepest), BENCHES (default uir-5d), PARALLEL (arms at a time, default 2; 1 beside another run). Every arm runs through scripts/resumable_train.sh: stopped,
 # the same command resumes it. Issue 21's runs (2-fold tiers and their fold restorer as the proxy):
 #   ARMS="restormer-l1 perceiveir-full restormer-l1-equal" COST=... SEED=0 DPL_SKIP=1 BENCHES="uir-5d mixed
 #   unseen-noise" UIR_DATA_ROOT=../shared/data sh scripts/ablation_perceiveir.sh runs/i21/pir-s0 PERCEIVER 5000 PROXY
@@ -33,6 +33,7 @@ PROXY=${4:-}
 SEMANTIC=${5:-}
 ARMS=${ARMS:-restormer-l1 perceiveir-l1 perceiveir-cl perceiveir-cl-clip perceiveir-full restormer-qa}
 BENCHES=${BENCHES:-uir-5d}
+PARALLEL=${PARALLEL:-2}
 UIR=${UIR:-uir}
 mkdir -p "$OUT"
 PROXIES="[]"
@@ -81,7 +82,7 @@ while read -r line; do
   # shellcheck disable=SC2086
   run_arm $line &
   running=$(( running + 1 ))
-  if [ "$running" -ge 2 ]; then
+  if [ "$running" -ge "$PARALLEL" ]; then
     wait
     running=0
   fi
