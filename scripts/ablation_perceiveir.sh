@@ -21,10 +21,14 @@
 #                       among the default arms: name it in ARMS
 # Environment: ARMS (a space-separated subset, default the first six), COST (the full arm's step cost in % of a
 # restormer-l1 step, for restormer-l1-equal; required with it), SEED (train.seed, default the config's 0), DPL_SKIP
-# (method.dpl_skip_deepest), BENCHES (default uir-5d), PARALLEL (arms at a time, default 2; 1 beside another run). Every arm runs through scripts/resumable_train.sh: stopped,
-# the same command resumes it. Issue 21's runs (2-fold tiers and their fold restorer as the proxy):
-#   ARMS="restormer-l1 perceiveir-full restormer-l1-equal" COST=... SEED=0 DPL_SKIP=1 BENCHES="uir-5d mixed
-#   unseen-noise" UIR_DATA_ROOT=../shared/data sh scripts/ablation_perceiveir.sh runs/i21/pir-s0 PERCEIVER 5000 PROXY
+# (method.dpl_skip_deepest), BENCHES (default uir-5d), PARALLEL (arms at a time, default 2; 1 beside another run).
+# Every arm runs through scripts/resumable_train.sh: stopped, the same command resumes it. Issue 21's runs (the
+# mixed-tier perceiver started from classifier-5d, the fold-0 restorer of the 2-fold tiers as the proxy, seed 1's
+# MaskDCPT pre-training as the semantic encoder; COST=183 measured with benchmarks/train_step_profile.py):
+#   PARALLEL=1 ARMS="restormer-l1 perceiveir-full restormer-l1-equal" COST=183 SEED=0 DPL_SKIP=1 \
+#   BENCHES="uir-5d mixed unseen-noise" UIR_DATA_ROOT=../shared/data sh scripts/ablation_perceiveir.sh runs/i21/pir-s0 \
+#   runs/i21/pir-perceiver-mixed-c5d/perceiver.safetensors 5000 runs/i21/pir-tiers/runs/fold0/final.safetensors \
+#   runs/i21/maskdcpt-s1/pretrain/final.safetensors
 set -euf  # no globbing: the --set values hold brackets
 OUT=${1:?usage: sh scripts/ablation_perceiveir.sh OUT PERCEIVER [ITERS] [PROXY] [SEMANTIC]}
 PERCEIVER=${2:?the stage-1 perceiver (a run folder or perceiver.safetensors)}
@@ -34,6 +38,9 @@ SEMANTIC=${5:-}
 ARMS=${ARMS:-restormer-l1 perceiveir-l1 perceiveir-cl perceiveir-cl-clip perceiveir-full restormer-qa}
 BENCHES=${BENCHES:-uir-5d}
 PARALLEL=${PARALLEL:-2}
+case "$PARALLEL" in
+  '' | 0 | *[!0-9]*) echo "PARALLEL=$PARALLEL: the arms to train at a time, a positive integer" >&2; exit 2 ;;
+esac
 UIR=${UIR:-uir}
 mkdir -p "$OUT"
 PROXIES="[]"
