@@ -373,6 +373,10 @@ def test_train_hours_sums_the_logged_speeds_and_rejects_what_is_not_a_log(tmp_pa
     assert median_rate(read_log(log)) == 4.0  # the first row with a speed (start-up) is left out
     assert median_rate([{"it_per_s": "1"}, {"it_per_s": "5"}, {"it_per_s": "2"}, {"it_per_s": "3"}]) == 3.0
     assert median_rate([{"it_per_s": "1"}]) is None
+    assert hours.hours(log, median=True) == (400, 400 / 4.0 / 3600)  # steps at the median speed
+    (tmp_path / "one.csv").write_text("step,it_per_s\n100,2\n")
+    with pytest.raises(SystemExit, match="too few logged speeds"):
+        hours.hours(tmp_path / "one.csv", median=True)
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(SystemExit, match="not a uir training log"):
         hours.hours(tmp_path / "other.csv")
