@@ -11,12 +11,14 @@
 #                 pre-training's (PRETRAINED's optim.total_iters) x PRE_COST / 100 (PRE_COST: a pre-training step's
 #                 cost in % of a NAFNet step of this config; required with this arm); not among the default arms.
 # Every arm is evaluated on uir-5d, mixed and unseen-noise.
-# Two arms at a time, one thread each; then the tree is drawn. Stopped (kill the script's process group: each run
-# saves), the same command resumes every arm where it stopped (scripts/resumable_train.sh).
+# PARALLEL arms at a time (default 2; 1 beside another run), one thread each; then the tree is drawn. Stopped (kill
+# the script's process group: each run saves), the same command resumes every arm where it stopped
+# (scripts/resumable_train.sh).
 #   UIR_DATA_ROOT=../shared/data sh scripts/ablation_amirnet.sh OUT [ITERATIONS]
 # Environment: SEED (train.seed and method.seed, default 0), CE (method.ce_weight, default the config's),
 # RESERVOIR (method.reservoir_size, default the config's: 2048; docs/RESULTS.md's rows from before issue 21 used
-# 256), COST (default 160), ARMS (a space-separated subset, default the first four), PRETRAINED (for maskdcpt-amirnet).
+# 256), COST (default 160), ARMS (a space-separated subset, default the first four), PRETRAINED (for maskdcpt-amirnet),
+# PARALLEL (arms at a time, default 2; 1 beside another run).
 # The combined row: ARMS="amirnet maskdcpt-amirnet" PRETRAINED=runs/i21/maskdcpt-s1/pretrain SEED=1 CE=0.1 ... (a
 # finished arm is not run again, so the same OUT evaluates the two side by side); at equal compute:
 # ARMS="maskdcpt-amirnet nafnet-combo-equal" PRE_COST=175 with the same PRETRAINED, SEED and CE (175: median speeds,
@@ -28,6 +30,10 @@ SEED=${SEED:-0}
 COST=${COST:-160}
 DEFAULT_ARMS="amirnet ftb-notree nafnet nafnet-equal"
 ARMS=${ARMS:-$DEFAULT_ARMS}
+PARALLEL=${PARALLEL:-2}
+case "$PARALLEL" in
+  '' | 0 | *[!0-9]*) echo "PARALLEL=$PARALLEL: the arms to train at a time, a positive integer" >&2; exit 2 ;;
+esac
 TAG=""  # another set of arms gets its own eval folders and plan (eval-uir-5d-amirnet-maskdcpt-amirnet ...)
 if [ "$ARMS" != "$DEFAULT_ARMS" ]; then TAG="-$(echo "$ARMS" | tr ' ' '-')"; fi
 UIR=${UIR:-uir}
@@ -78,20 +84,21 @@ arm() {  # arm NAME: train one arm on one thread, its log in OUT/NAME.log
     --set train.threads=1 --set train.seed="$SEED" "$@" >> "$OUT/$name.log" 2>&1
 }
 
-set -- $ARMS
 MODELS=""
-while [ $# -gt 0 ]; do
-  arm "$1" &
-  first=$!
-  MODELS="$MODELS $OUT/$1/final.safetensors"
-  shift
-  if [ $# -gt 0 ]; then
-    arm "$1"
-    MODELS="$MODELS $OUT/$1/final.safetensors"
-    shift
+pids=""
+running=0
+for name in $ARMS; do  # PARALLEL arms at a time; a failed arm stops the script before the evaluations
+  arm "$name" &
+  pids="$pids $!"
+  MODELS="$MODELS $OUT/$name/final.safetensors"
+  running=$(( running + 1 ))
+  if [ "$running" -ge "$PARALLEL" ]; then
+    for pid in $pids; do wait "$pid"; done
+    pids=""
+    running=0
   fi
-  wait "$first"
 done
+for pid in $pids; do wait "$pid"; done
 for bench in uir-5d mixed unseen-noise; do
   # shellcheck disable=SC2086  # one path per arm
   $UIR eval --model $MODELS --benchmark "$bench" --data-root "$UIR_DATA_ROOT" --out "$OUT/eval-$bench$TAG"
