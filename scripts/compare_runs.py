@@ -10,6 +10,15 @@ dB behind on (a collapse on a few images, not a small loss spread over all). ``:
 ``RESULTS.json:MODEL RESULTS.json:input`` counts the images a model made worse. A difference within about two
 standard errors is not told apart from noise on that set.
 
+``--seed-pair A B`` (repeatable) adds the same comparison from other seeds' files: after the per-image table, one
+row per set with the mean difference of each pair, their mean and half their range (the spread over seeds), and a
+last row over the sets' means (the benchmark's average, as ``uir eval`` computes it):
+
+    python scripts/compare_runs.py runs/i21/pir-s0/eval-uir-5d/results.json:perceiveir-full/final \
+        runs/i21/pir-s0/eval-uir-5d/results.json:restormer-l1/final \
+        --seed-pair runs/i21/pir-s1/eval-uir-5d/results.json:perceiveir-full/final \
+        runs/i21/pir-s1/eval-uir-5d/results.json:restormer-l1/final
+
 With one argument, ``--floor DB`` summarizes that model alone per set: how many images came back identical to their
 reference (PSNR inf: left as they are), the mean and minimum of the others, and how many are below the floor (issue
 24's dark photos: each output >= 35 dB against its input).
@@ -70,14 +79,36 @@ def summary(model: str, sets: dict[str, dict[str, float]], floor: float) -> int:
     return 0
 
 
+def over_seeds(pairs: list[tuple[str, str]]) -> int:
+    """Each pair's mean difference per set (the sets every file holds), their mean ± half range, and the same over
+    the sets' means."""
+    loaded = [(scores(a)[1], scores(b)[1]) for a, b in pairs]
+    common = [s for s in loaded[0][0] if all(s in a and s in b for a, b in loaded)]
+    if not common:
+        raise SystemExit("compare_runs: the seed pairs share no set")
+    rows = {name: [paired(a[name], b[name])["diff"] for a, b in loaded] for name in common}
+    rows["average"] = [sum(rows[name][i] for name in common) / len(common) for i in range(len(pairs))]
+    print(f"\na − b over {len(pairs)} seed pairs (PSNR dB; mean ± half range; average: the mean over sets)")
+    print("| set | " + " | ".join(f"pair {i + 1}" for i in range(len(pairs))) + " | mean ± half range |")
+    print("|---|" + "---|" * len(pairs) + "---|")
+    for name, diffs in rows.items():
+        mean, half = sum(diffs) / len(diffs), (max(diffs) - min(diffs)) / 2
+        print(f"| {name} | " + " | ".join(f"{d:+.2f}" for d in diffs) + f" | {mean:+.2f} ± {half:.2f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("first", help="RESULTS.json[:MODEL]")
     p.add_argument("second", nargs="?", help="RESULTS.json[:MODEL] (without it: the first alone, see --floor)")
     p.add_argument("--floor", type=float, default=35.0, help="one file: count the images below this PSNR (dB)")
     p.add_argument("--behind", type=float, default=5.0, help="two files: count the images a is this far behind (dB)")
+    p.add_argument("--seed-pair", nargs=2, action="append", default=[], metavar=("A", "B"),
+                   help="the same comparison from another seed (repeatable): a table over the seeds")  # fmt: skip
     args = p.parse_args(argv)
     if args.second is None:
+        if args.seed_pair:
+            raise SystemExit("compare_runs: --seed-pair needs two files to compare")
         return summary(*scores(args.first), args.floor)
     (name_a, a), (name_b, b) = scores(args.first), scores(args.second)
     common = [s for s in a if s in b]
@@ -92,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         r = paired(a[name], b[name], args.behind)
         print(f"| {name} | {r['n']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} ± {r['se']:.3f} | "
               f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} ({r['ties']}) | {r['behind']} |")  # fmt: skip
+    if args.seed_pair:
+        return over_seeds([(args.first, args.second), *map(tuple, args.seed_pair)])
     return 0
 
 

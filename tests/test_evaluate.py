@@ -173,3 +173,27 @@ def test_compare_runs_pairs_images_and_counts_collapses(tmp_path: Path, capsys: 
     assert row == "| set | 3 | 27.000 | 29.000 | -2.000 ± 2.517 | -7.00 | +1.00 | 1/3 (1) | 1 |"
     with pytest.raises(SystemExit, match="has no model 'c'"):
         compare.main([f"{first}:c", str(second)])
+
+
+def test_compare_runs_over_seeds_means_each_pair_and_the_sets(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compare = load_script("compare_runs")
+
+    def results(name: str, per_set: dict[str, list[float]]) -> str:
+        path = tmp_path / f"{name}.json"
+        sets = [{"name": s, "models": {"m": {"per_image": {"psnr": {f"{i}.png": v for i, v in enumerate(psnrs)}}}}}
+                for s, psnrs in per_set.items()]  # fmt: skip
+        path.write_text(json.dumps({"sets": sets}))
+        return str(path)
+
+    a0 = results("a0", {"x": [30.0, 32.0], "y": [20.0, 20.0]})
+    b0 = results("b0", {"x": [29.0, 29.0], "y": [21.0, 21.0]})  # x +2.00, y -1.00: average +0.50
+    a1 = results("a1", {"x": [30.0, 30.0], "y": [22.0, 22.0], "z": [1.0]})
+    b1 = results("b1", {"x": [30.0, 30.0], "y": [21.0, 21.0], "z": [9.0]})  # x 0, y +1, z only in seed 1
+    assert compare.main([a0, b0, "--seed-pair", a1, b1]) == 0
+    rows = capsys.readouterr().out.splitlines()[-3:]
+    assert rows == ["| x | +2.00 | +0.00 | +1.00 ± 1.00 |", "| y | -1.00 | +1.00 | +0.00 ± 1.00 |",
+                    "| average | +0.50 | +0.50 | +0.50 ± 0.00 |"]  # fmt: skip
+    with pytest.raises(SystemExit, match="needs two files"):
+        compare.main([a0, "--seed-pair", a1, b1])
