@@ -79,18 +79,20 @@ def summary(model: str, sets: dict[str, dict[str, float]], floor: float) -> int:
     return 0
 
 
-def over_seeds(pairs: list[tuple[str, str]]) -> int:
+Sets = dict[str, dict[str, float]]
+
+
+def over_seeds(loaded: list[tuple[Sets, Sets]]) -> int:
     """Each pair's mean difference per set (the sets every file holds), their mean ± half range, and the same over
     the sets' means."""
-    loaded = [(scores(a)[1], scores(b)[1]) for a, b in pairs]
     common = [s for s in loaded[0][0] if all(s in a and s in b for a, b in loaded)]
     if not common:
         raise SystemExit("compare_runs: the seed pairs share no set")
     rows = {name: [paired(a[name], b[name])["diff"] for a, b in loaded] for name in common}
-    rows["average"] = [sum(rows[name][i] for name in common) / len(common) for i in range(len(pairs))]
-    print(f"\na − b over {len(pairs)} seed pairs (PSNR dB; mean ± half range; average: the mean over sets)")
-    print("| set | " + " | ".join(f"pair {i + 1}" for i in range(len(pairs))) + " | mean ± half range |")
-    print("|---|" + "---|" * len(pairs) + "---|")
+    rows["average"] = [sum(rows[name][i] for name in common) / len(common) for i in range(len(loaded))]
+    print(f"\na − b over {len(loaded)} seed pairs (PSNR dB; mean ± half range; average: the mean over sets)")
+    print("| set | " + " | ".join(f"pair {i + 1}" for i in range(len(loaded))) + " | mean ± half range |")
+    print("|---|" + "---|" * len(loaded) + "---|")
     for name, diffs in rows.items():
         mean, half = sum(diffs) / len(diffs), (max(diffs) - min(diffs)) / 2
         print(f"| {name} | " + " | ".join(f"{d:+.2f}" for d in diffs) + f" | {mean:+.2f} ± {half:.2f} |")
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {r['n']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} ± {r['se']:.3f} | "
               f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} ({r['ties']}) | {r['behind']} |")  # fmt: skip
     if args.seed_pair:
-        return over_seeds([(args.first, args.second), *map(tuple, args.seed_pair)])
+        return over_seeds([(a, b), *((scores(x)[1], scores(y)[1]) for x, y in args.seed_pair)])
     return 0
 
 
