@@ -180,6 +180,27 @@ def test_a_synthetic_source_narrowed_to_types_and_severities() -> None:
         source_mix(SourceConfig("synthetic", "x", mix="5d", types=["snow"]))
 
 
+def test_a_synthetic_source_fixes_op_parameters_in_every_type_having_the_op() -> None:
+    from uir.build import source_mix
+    from uir.config import SourceConfig
+
+    grain = SourceConfig("synthetic", "x", mix="all", params={"camera-noise": {"quality": 0, "nr": 1.0}})
+    generator = torch.Generator().manual_seed(0)
+    draws = [source_mix(grain).draw(generator) for _ in range(300)]
+    camera = [s.params for d in draws for s in d.steps if s.op == "camera-noise"]
+    assert camera and all(p["quality"] == 0 and p["nr"] == 1.0 for p in camera)
+    assert len({p["shot"] for p in camera}) == len(camera)  # the rest is still drawn
+    # the mix's own overrides stay beneath (5d's noise is Gaussian)
+    sigma = source_mix(SourceConfig("synthetic", "x", mix="5d", params={"noise": {"sigma": 10.0}})).overrides
+    assert sigma["noise"]["noise"] == {"kind": "gaussian", "gray": 0, "sigma": 10.0}
+    with pytest.raises(UirError, match=r"params: no type of the mix \(noise, .*\) has an op 'camera-noise'"):
+        source_mix(SourceConfig("synthetic", "x", mix="5d", params={"camera-noise": {"quality": 0}}))
+    with pytest.raises(UirError, match=r"params: op 'noise' has no parameter\(s\) qualty; it has amount, gray"):
+        source_mix(SourceConfig("synthetic", "x", mix="5d", params={"noise": {"qualty": 0}}))
+    with pytest.raises(ValueError, match="mix, types, severity, length and params are for synthetic sources"):
+        SourceConfig("noisy", "x", sigma=5.0, params={"noise": {"sigma": 1.0}}).check()
+
+
 # --------------------------------------------------------------------------- data order
 
 

@@ -6,10 +6,12 @@ names; nothing else in uir reads a config.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import math
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,10 +132,11 @@ def _source_seed(seed: int, index: int) -> int:
 
 
 def source_mix(source: SourceConfig) -> Mix:
-    """The mix of a synthetic source: its named mix, narrowed to ``types`` and ``severity`` where set."""
+    """The mix of a synthetic source: its named mix, narrowed to ``types`` and ``severity`` and with ``params``
+    fixed where set."""
     assert source.mix is not None
     mix = degradations.get_mix(source.mix)
-    if source.types is None and source.severity is None:
+    if source.types is None and source.severity is None and source.params is None:
         return mix
     weights = dict(mix.weights)
     if source.types is not None:
@@ -143,7 +146,29 @@ def source_mix(source: SourceConfig) -> Mix:
         weights = {t: mix.weights[t] for t in dict.fromkeys(source.types)}
     severity = mix.severity if source.severity is None else source.severity
     name = mix.name + (f":{'+'.join(weights)}" if source.types is not None else "")
-    return degradations.Mix(name, weights, severity, mix.overrides)
+    return degradations.Mix(name, weights, severity, _fixed_params(mix.overrides, weights, source.params or {}))
+
+
+def _fixed_params(
+    overrides: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    types: Mapping[str, float],
+    params: Mapping[str, Mapping[str, Any]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """A mix's per-type overrides with a source's per-op ``params`` laid over them, in every type having the op."""
+    merged = {t: {op: dict(values) for op, values in ops.items()} for t, ops in overrides.items()}
+    for op, values in params.items():
+        having = [t for t in types if op in degradations.get_type(t).ops]
+        if not having:
+            raise UirError(f"params: no type of the mix ({', '.join(types)}) has an op {op!r}")
+        fields = {f.name for f in dataclasses.fields(degradations.OPS[op].params_type)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise UirError(
+                f"params: op {op!r} has no parameter(s) {', '.join(unknown)}; it has {', '.join(sorted(fields))}"
+            )
+        for t in having:
+            merged.setdefault(t, {}).setdefault(op, {}).update(values)
+    return merged
 
 
 def build_source(source: SourceConfig, key: str, *, crop: int | None, flip: bool, seed: int) -> Dataset:

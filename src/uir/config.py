@@ -66,6 +66,8 @@ class SourceConfig:
         severity: ``[low, high]``, the range the severities are drawn from, uniformly (synthetic only); null
             keeps the mix's (0.1 to 1.0 for the named mixes).
         length: samples per pass (synthetic only; default one per image).
+        params: per op, parameter values that replace the drawn ones in every type of the mix that has that op
+            (synthetic only), e.g. ``{camera-noise: {quality: 0}}``: the camera's grain without its JPEG.
         repeat: how many times per epoch the source is seen (training); fractions take a random subset.
         files: ``[start, stop]``, a slice of the folder's sorted images (pairs), to hold some out: train on
             ``[0, 400]`` and validate on ``[400, 432]``; null takes them all.
@@ -80,6 +82,7 @@ class SourceConfig:
     types: list[str] | None = None
     severity: tuple[float, float] | None = None
     length: int | None = None
+    params: dict[str, dict[str, Any]] | None = None
     repeat: float = 1.0
     files: tuple[int, int] | None = None
 
@@ -94,9 +97,9 @@ class SourceConfig:
             raise ValueError("a synthetic source needs a mix (e.g. 5d, 3d, all)")
         if self.kind == "tiers" and (self.layout is not None or self.files is not None):
             raise ValueError("layout and files are not for tiers sources (root is the manifest)")
-        synthetic_only = (self.mix, self.types, self.severity, self.length)
+        synthetic_only = (self.mix, self.types, self.severity, self.length, self.params)
         if self.kind != "synthetic" and any(v is not None for v in synthetic_only):
-            raise ValueError(f"mix, types, severity and length are for synthetic sources, not {self.kind}")
+            raise ValueError(f"mix, types, severity, length and params are for synthetic sources, not {self.kind}")
         if self.types is not None and not self.types:
             raise ValueError("types must name at least one degradation type (or be null for all of the mix)")
         if self.severity is not None and not 0.0 <= self.severity[0] <= self.severity[1] <= 1.0:
