@@ -95,7 +95,7 @@ def _assert_same_training_state(a: dict, b: dict) -> None:
         (
             {"data": {"sources": [{"kind": "noisy", "root": "x", "sigma": 5, "types": ["haze"]}]}},
             [],
-            r"mix, types, severity and length are for synthetic sources, not noisy",
+            r"mix, types, severity, length and params are for synthetic sources, not noisy",
         ),
         ({"data": {"sources": [{"kind": "synthetic", "root": "x", "mix": "5d", "types": []}]}}, [], r"at least one"),
         (
