@@ -15,7 +15,10 @@ Photos of ``--data`` are split by file: 0-359 fit the layer, 360-399 choose the 
   calibration and test splits (the issue's target), plus a mild test split at 0.1-0.3, reported for information;
 - ``clean``: in equal parts the photo as it is, the photo saved as JPEG at quality 70-95 (a photo the default
   models leave as it is), and each ``--restorer``'s output of a 5d-degraded crop (told the true type, full
-  strength: what the analysis sees when a restored photo comes back).
+  strength: what the analysis sees when a restored photo comes back). ``--soft`` adds a part: the photo softened
+  as a camera's native-resolution crop is (``_soft``: Gaussian sigma 0.5-1.5 px, half of them then saved as JPEG
+  at quality 70-95), which the shipped analysis calls motion-blurred (``python benchmarks/soft_photos.py``);
+  measured and not taken (docs/real-photos.md, "Fourteenth session").
 
 Prints the held-out accuracy per type, the clean recall per source, the expected calibration error (15 bins)
 before and after temperature scaling, and the same for the base classifier; draws the reliability picture. Then
@@ -43,6 +46,7 @@ from PIL import Image, ImageDraw, ImageFont
 from uir.api import load
 from uir.data.datasets import SyntheticDataset
 from uir.degradations import Mix, get_mix
+from uir.degradations.functional import gaussian_blur
 from uir.inspection import severity_in_units
 from uir.methods import load_classifier
 from uir.methods.analysis import (
@@ -75,8 +79,24 @@ def _jpeg(x: torch.Tensor, quality: int) -> torch.Tensor:
     return torch.from_numpy(decoded).permute(2, 0, 1)
 
 
+def _soft(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``x`` as soft as a camera's native-resolution crop (lens, anti-aliasing filter, demosaicing): a Gaussian of
+    sigma 0.5-1.5 px, and half of the time the camera's JPEG at quality 70-95 [ours]."""
+    sigma = 0.5 + float(torch.rand((), generator=generator))
+    soft = gaussian_blur(x[None], sigma)[0].clamp(0, 1)
+    if float(torch.rand((), generator=generator)) < 0.5:
+        soft = _jpeg(soft, int(torch.randint(70, 96, (1,), generator=generator)))
+    return soft
+
+
 def draw_samples(  # noqa: PLR0913
-    data: Path, files: tuple[int, int], count: int, severity: tuple[float, float], seed: int, restorers: list
+    data: Path,
+    files: tuple[int, int],
+    count: int,
+    severity: tuple[float, float],
+    seed: int,
+    restorers: list,
+    soft: bool = False,
 ) -> Iterator[tuple[torch.Tensor, str, str, float]]:
     """``(image, label, source, severity)``: ``count`` per type, and ``count`` clean ones split over the sources."""
     base = get_mix("5d")
@@ -88,7 +108,7 @@ def draw_samples(  # noqa: PLR0913
         for i in torch.randperm(len(dataset), generator=generator)[:count].tolist():
             sample = dataset[i]
             yield sample["lq"], name, name, float(sample["record"]["severity"])
-    sources = ["photo", "jpeg", *[f"restored:{r.name}" for r in restorers]]
+    sources = ["photo", "jpeg", *(["soft"] if soft else []), *[f"restored:{r.name}" for r in restorers]]
     dataset = SyntheticDataset(data, Mix("analysis:any", base.weights, (0.1, 1.0), base.overrides), crop=CROP,
                                seed=seed * 100 + 99, files=files)  # fmt: skip
     picks = torch.randperm(len(dataset), generator=generator).tolist()
@@ -99,8 +119,10 @@ def draw_samples(  # noqa: PLR0913
             image = sample["gt"]
         elif source == "jpeg":
             image = _jpeg(sample["gt"], int(torch.randint(70, 96, (1,), generator=generator)))
+        elif source == "soft":
+            image = _soft(sample["gt"], generator)
         else:
-            model = restorers[j % len(sources) - 2]
+            model = restorers[j % len(sources) - (len(sources) - len(restorers))]
             image = model.restore_tensor(sample["lq"][None], task=sample["label"], strength=1)[0]
         yield image, "clean", source, 0.0
 
@@ -120,6 +142,8 @@ def split_features(args: argparse.Namespace, name: str, spec: tuple, classifier,
     files, scale, severity, offset = spec
     key = {"data": str(args.data), "per_class": args.per_class, "seed": args.seed, "split": name,
            "restorers": [r.name for r in restorers], "files": files, "severity": severity, "version": 3}  # fmt: skip
+    if args.soft:  # the shipped recipe's caches keep their key
+        key["soft"] = True
     cache = args.cache / f"{name}.pt"
     if cache.is_file():
         stored = torch.load(cache, weights_only=False)
@@ -127,7 +151,7 @@ def split_features(args: argparse.Namespace, name: str, spec: tuple, classifier,
             return stored
     start = time.perf_counter()
     count = max(4, round(args.per_class * scale))
-    samples = draw_samples(args.data, files, count, severity, args.seed * 10 + offset, restorers)
+    samples = draw_samples(args.data, files, count, severity, args.seed * 10 + offset, restorers, args.soft)
     features, targets, sources, severities = featurize(classifier, samples)
     count = len(sources)
     stored = {"key": key, "features": features, "targets": targets, "sources": sources, "severities": severities}
@@ -289,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--picture", type=Path, help="the reliability picture to draw")
     p.add_argument("--cache", type=Path, default=Path("runs/analysis-cache"))
+    p.add_argument("--soft", action="store_true", help="softened photos as clean too (measured, not taken)")
     args = p.parse_args(argv)
     if not args.data.is_dir():
         raise SystemExit(f"train_analysis: {args.data}: no such folder")
