@@ -5,12 +5,12 @@
 
 A photo downscaled for the web (CBSD432, SunHays80) is sharper at the pixel level than a camera's own crop, whose
 lens, anti-aliasing filter and demosaicing spread each point over 1-2 px (PolyU's references: ``python
-benchmarks/soft_photos.py`` calls 73 of 100 motion-blurred, as it does softened CBSD and SunHays photos). A
+benchmarks/soft_photos.py`` calls 73 of 100 motion-blurred, as it does softened SunHays80 photos). A
 denoiser that only saw sharp photos keeps (or re-sharpens) what it takes for texture. Each of CBSD432's first 400
 photos is blurred by a Gaussian of sigma drawn from ``--sigma`` (seeded per file) and saved as PNG under the same
 stem: clean targets of the same softness as the camera crops they stand for. ``--zoom`` also enlarges each photo
 by a factor drawn from its range (Lanczos, before the blur) and keeps the centre ``--side`` square: a 512-px crop of
-a 24-MPix photo shows a small part of one object, as flat at the pixel level as PolyU's (mean horizontal gradient
+a 24-MPix photo shows a small part of one object, nearly as flat at the pixel level as PolyU's (mean horizontal gradient
 1.8 of 255 against CBSD432's 9.3).
 """
 
