@@ -4,15 +4,15 @@ it is, take a second network's output instead (one trained on grain, compression
     python benchmarks/fine_companion.py --data-root ../shared/data --companion runs/zoom-probe/final.safetensors
 
 Each image is restored as ``uir restore`` does by default (``--model``, task and strength ``auto``: the analysis, the
-tone guard, the gate: left as it is where the analysis calls it clean at ``CLEAN_CONFIDENCE`` and the model's output
-is within ``SMALL_CHANGE_DB`` of it). Three routes to the companion, which restores an image told the task
-``camera-noise`` (tone ``keep``: fine detail only, exposure and colour put back) at full strength: *gate*, the
-images the gate leaves; *change*, every image the model changes little, whatever the analysis says; *rain kept*,
-the same but images whose likeliest type is rain streaks stay with the model (light rain is what it changes
-little). Prints per set the mean PSNR of the default settings and of each route, how many images each sends to the
-companion, and how many come out below their input each way. A measurement for a design, not a pipeline: nothing
-in ``uir.api`` changes. Fidelity's clean set has the input as its reference: an image left as it is scores ``inf``,
-so there the mean is over the images that were changed and the count says how many were not.
+tone guard, the gate: left as it is where the analysis calls it clean at ``CLEAN_CONFIDENCE``, not underexposed, and
+the model's output is within ``SMALL_CHANGE_DB`` of it). Three routes to the companion, which restores an image told
+the task ``camera-noise`` (tone ``keep``: fine detail only, exposure and colour put back) at full strength: *gate*,
+the images the gate leaves; *change*, every image the model changes little, whatever the analysis says; *rain kept*,
+the same but images whose likeliest type is rain streaks stay with the model (light rain is what it changes little).
+Prints per set the mean PSNR of the default settings and of each route, how many images each sends to the companion,
+and how many come out below their input each way. A measurement for a design, not a pipeline: nothing in ``uir.api``
+changes. Fidelity's clean set has the input as its reference: an image left as it is scores ``inf``, so there the mean
+is over the images that were changed and the count says how many were not.
 """
 
 from __future__ import annotations
