@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from uir import io
+from uir.data import pair_folder
 
 
 def psnr8(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     polyu = args.data_root / "real_noisy" / "PolyU_cropped100" if args.data_root else None
     if polyu is None or not (polyu / "lq").is_dir():
         raise SystemExit("polyu_nlm: needs real_noisy/PolyU_cropped100 (--data-root or UIR_DATA_ROOT)")
-    pairs = [(path, polyu / "gt" / path.name) for path in io.list_images([polyu / "lq"])]
-    read = [(cv2.imread(str(lq)), cv2.imread(str(gt))) for lq, gt in pairs]
+    pairs = pair_folder(polyu).pairs
+    read = [(cv2.imread(str(pair.lq)), cv2.imread(str(pair.gt))) for pair in pairs]
     inputs = [psnr8(lq, gt) for lq, gt in read]
     print(f"PolyU, {len(read)} pairs: input {np.mean(inputs):.2f} dB")
     print(f"{'h':>4} {'colour h':>8} {'PSNR':>6} {'below input':>11}")
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.setdefault(f"h {strength:g}", []).append(psnr8(nlm(noisy, strength, strength), clean))
         print(f"  {name}: " + ", ".join(f"{k} {np.mean(v):.2f}" for k, v in rows.items()))
     print("\nFlatness (mean |horizontal gradient|, 0-255):")
-    sets = {"PolyU references": [gt for _, gt in pairs], "CBSD432 (all)": io.list_images([clean_root])}
+    sets = {"PolyU references": [pair.gt for pair in pairs], "CBSD432 (all)": io.list_images([clean_root])}
     if args.flat.is_dir():
         sets[f"{args.flat.name}"] = io.list_images([args.flat])
     for name, paths in sets.items():

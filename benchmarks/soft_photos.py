@@ -23,19 +23,9 @@ import torch
 from uir import io
 from uir.benchmarks import POLYU, get_protocol, iter_samples
 from uir.degradations.functional import gaussian_blur
-from uir.inspection import CLEAN_CONFIDENCE, Inspector
+from uir.inspection import CLEAN_CONFIDENCE, Inspector, center_crop
 
 SIDE = 512
-
-
-def centre_crops(folder: Path) -> list[torch.Tensor]:
-    crops = []
-    for path in io.list_images([folder]):
-        x = io.read_image(path).image
-        h, w = x.shape[-2:]
-        top, left = max(0, (h - SIDE) // 2), max(0, (w - SIDE) // 2)
-        crops.append(x[..., top : top + SIDE, left : left + SIDE])
-    return crops
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_grad_enabled(False)
     inspector = Inspector.from_files(args.classifier)
     uir5d = {s.name: s for s in get_protocol("uir-5d").sets}
-    sharp = centre_crops(sun)
+    sharp = [center_crop(io.read_image(path).image, SIDE) for path in io.list_images([sun])]
     groups = {
         "SunHays80 crops": sharp,
         "  softened, sigma 0.8": [gaussian_blur(x, 0.8) for x in sharp],

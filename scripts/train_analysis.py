@@ -108,7 +108,8 @@ def draw_samples(  # noqa: PLR0913
         for i in torch.randperm(len(dataset), generator=generator)[:count].tolist():
             sample = dataset[i]
             yield sample["lq"], name, name, float(sample["record"]["severity"])
-    sources = ["photo", "jpeg", *(["soft"] if soft else []), *[f"restored:{r.name}" for r in restorers]]
+    made = ["photo", "jpeg", *(["soft"] if soft else [])]  # then one source per restorer
+    sources = [*made, *[f"restored:{r.name}" for r in restorers]]
     dataset = SyntheticDataset(data, Mix("analysis:any", base.weights, (0.1, 1.0), base.overrides), crop=CROP,
                                seed=seed * 100 + 99, files=files)  # fmt: skip
     picks = torch.randperm(len(dataset), generator=generator).tolist()
@@ -122,7 +123,7 @@ def draw_samples(  # noqa: PLR0913
         elif source == "soft":
             image = _soft(sample["gt"], generator)
         else:
-            model = restorers[j % len(sources) - (len(sources) - len(restorers))]
+            model = restorers[j % len(sources) - len(made)]
             image = model.restore_tensor(sample["lq"][None], task=sample["label"], strength=1)[0]
         yield image, "clean", source, 0.0
 
