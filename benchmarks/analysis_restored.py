@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("analysis_restored: --data-root must hold train_clean/CBSD432")
     torch.set_grad_enabled(False)
     analysis = load_classifier(args.classifier)
-    models = {name: load(name) for name in args.models}
+    models = {name: load(name, companion=None) for name in args.models}  # the network alone
     mix = get_mix("5d")
     dataset = SyntheticDataset(data, Mix("analysis:any", mix.weights, (0.1, 1.0), mix.overrides), crop=320,
                                seed=args.seed, files=(400, 432))  # fmt: skip

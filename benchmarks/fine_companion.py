@@ -10,14 +10,25 @@ the task ``camera-noise`` (tone ``keep``: fine detail only, exposure and colour 
 the images the gate leaves; *change*, every image the model changes little, whatever the analysis says; *rain kept*,
 the same but images whose likeliest type is rain streaks stay with the model (light rain is what it changes little).
 Prints per set the mean PSNR of the default settings and of each route, how many images each sends to the companion,
-and how many come out below their input each way. A measurement for a design, not a pipeline: nothing in ``uir.api``
-changes. Fidelity's clean set has the input as its reference: an image left as it is scores ``inf``, so there the mean
-is over the images that were changed and the count says how many were not.
+and how many come out below their input each way. Fidelity's clean set has the input as its reference: an image left as
+it is scores ``inf``, so there the mean is over the images that were changed and the count says how many were not.
+
+The measurement behind ``uir.api``'s route (``Model.companion``, ``fine_route``: the *rain kept* route, plus a gate on
+the companion's own change for clean-looking photos); the pipeline itself is scored by ``uir eval --task auto``.
+``--per-image FILE`` writes per image the figures the routes are decided by (the model's and the companion's PSNR
+and change, the analysis' clean probability and likeliest type), with the companion's for every image the model
+changes less than ``--look-from`` dB, so other thresholds can be weighed without running the networks again:
+``--weigh FILE`` reads one and prints, per set, what ``uir.api``'s route gives (``SMALL_CHANGE_DB``, ``fine_route``)
+with each companion gate of ``--gates`` (``COMPANION_SMALL_CHANGE_DB`` and others; ``inf``: never left as it is).
+
+    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --per-image runs/fc.csv
+    python benchmarks/fine_companion.py --weigh runs/fc.csv --gates 40 45 48 inf
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import math
 import os
 import statistics
@@ -25,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from uir.api import SMALL_CHANGE_DB, load
+from uir.api import COMPANION_SMALL_CHANGE_DB, SMALL_CHANGE_DB, Plan, fine_route, load
 from uir.benchmarks import get_protocol, iter_samples
 from uir.inspection import CLEAN_CONFIDENCE
 from uir.metrics import psnr
@@ -42,16 +53,27 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"))
     p.add_argument("--model", default="default")
-    p.add_argument("--companion", required=True, help="the fine-damage network (a model file or name)")
+    p.add_argument("--companion", help="the fine-damage network (a model file or name)")
     p.add_argument("--protocols", nargs="+", default=["real-noise", "fidelity", "uir-5d"])
     p.add_argument("--every", type=int, default=1, help="take every n-th image of a set (a quicker look)")
     p.add_argument("--cache", type=Path, default=Path("runs/tone-guard-cache"), help="synthetic sets' cache")
+    p.add_argument("--per-image", type=Path, help="also write a CSV: per image the figures a route is decided by")
+    p.add_argument(
+        "--look-from", type=float, default=30.0, help="the CSV's companion figures for images the model changes less"
+    )
+    p.add_argument("--weigh", type=Path, help="print the API's route from a --per-image CSV (no network runs)")
+    p.add_argument("--gates", type=float, nargs="+", default=[COMPANION_SMALL_CHANGE_DB, math.inf])
     args = p.parse_args(argv)
+    if args.weigh is not None:
+        return weigh(args.weigh, args.gates)
+    if args.companion is None:
+        raise SystemExit("fine_companion: say which network is the companion with --companion")
     if args.data_root is None or not args.data_root.is_dir():
         raise SystemExit("fine_companion: say where the data is with --data-root (or UIR_DATA_ROOT)")
     torch.set_grad_enabled(False)
-    model, companion = load(args.model), load(args.companion)
+    model, companion = load(args.model, companion=None), load(args.companion, companion=None)
     print(f"model {model.name}, companion {companion.name}")
+    rows: list[dict[str, object]] = []
     print(f"{'set':<16} {'n':>3} {'input':>7} {'default':>8} {'gate: PSNR, sent':>17} {'change: PSNR, sent':>19}"
           f" {'rain kept: PSNR, sent':>22} {'below input: default, gate, change, rain kept':>47}")  # fmt: skip
     for protocol in args.protocols:
@@ -69,15 +91,32 @@ def main(argv: list[str] | None = None) -> int:
                 ((restored, plan),) = model.restore_planned(lq, strength=1)
                 full = float(psnr(restored.clamp(0, 1), sample.gt)[0])
                 kept = float(psnr(lq, sample.gt)[0])
-                little = float(psnr(restored.clamp(0, 1), lq)[0]) >= SMALL_CHANGE_DB
+                model_change = float(psnr(restored.clamp(0, 1), lq)[0])
+                little = model_change >= SMALL_CHANGE_DB
                 looks_clean = plan.tone != "free" and plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE
                 left = looks_clean and little
-                fine = None
-                if little:
+                fine = fine_change = None
+                if model_change >= args.look_from:  # the companion's figures for the CSV, a little beyond the route
                     out = companion.restore_tensor(lq, task="camera-noise", strength=1)
                     fine = float(psnr(out.clamp(0, 1), sample.gt)[0])
+                    fine_change = float(psnr(out.clamp(0, 1), lq)[0])
+                rows.append(
+                    {
+                        "set": test_set.name,
+                        "index": i,
+                        "input": kept,
+                        "model": full,
+                        "companion": fine,
+                        "model_change": model_change,
+                        "companion_change": fine_change,
+                        "clean": plan.clean,
+                        "hint": plan.hint,
+                        "tone": plan.tone,
+                    }
+                )
                 cols["input"].append(kept)
                 cols["default"].append(kept if left else full)
+                fine = fine if little else None
                 cols["gate"].append(fine if left else full)
                 cols["change"].append(fine if little else full)
                 rain_kept = little and plan.hint != "rain-streaks"
@@ -94,7 +133,70 @@ def main(argv: list[str] | None = None) -> int:
                 f" {below['default']:>10}, {below['gate']}, {below['change']}, {below['rain']}",
                 flush=True,
             )
+    if args.per_image is not None and rows:
+        with args.per_image.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     return 0
+
+
+def _number(text: str) -> float | None:
+    return None if text in ("", "None") else float(text)
+
+
+def weigh(path: Path, gates: list[float]) -> int:
+    """Per set and companion gate: the API route's mean PSNR, images below their input, sent to the companion, and
+    left as they are (``uir.api.Model.restore_planned``'s decisions, from the CSV's figures)."""
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    print(f"{'set':<16} {'n':>3} {'input':>7} {'full':>7} {'default':>8}  " + "  ".join(
+        f"{'gate ' + format(g, 'g') + ': PSNR, below, sent, left':>40}" for g in gates))  # fmt: skip
+    for name in dict.fromkeys(r["set"] for r in rows):
+        group = [r for r in rows if r["set"] == name]
+        inputs = [float(r["input"]) for r in group]
+        cells = []
+        for gate in [None, *gates]:
+            values, sent, left = [], 0, 0
+            for r in group:
+                model, change, clean = float(r["model"]), float(r["model_change"]), _number(r["clean"])
+                fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
+                looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
+                plan = Plan(("auto",), r["tone"], "", hint=r["hint"])
+                routed = gate is not None and fine is not None and change >= SMALL_CHANGE_DB and fine_route(plan)
+                if routed:
+                    stays, out = looks_clean and fine_change is not None and fine_change >= gate, fine
+                else:
+                    stays, out = looks_clean and change >= SMALL_CHANGE_DB, model
+                sent += routed
+                left += stays
+                values.append(float(r["input"]) if stays else out)
+            below = sum(v < x - 1e-6 for v, x in zip(values, inputs, strict=True))
+            cells.append((_mean(values), below, sent, left))
+        full = statistics.fmean(float(r["model"]) for r in group)  # the model at strength 1, tone guard on
+        default = cells[0]
+        print(
+            f"{name:<16} {len(group):>3} {_mean(inputs):>7} {full:7.2f} {default[0]:>8}  "
+            + "  ".join(f"{c[0]:>22}, {c[1]:>3}, {c[2]:>3}, {c[3]:>3}" for c in cells[1:]),
+            flush=True,
+        )
+        both = [r for r in group if _number(r["companion_change"]) is not None]
+        if both:
+            said = {
+                who: " / ".join(f"{v:.1f}" for v in _deciles([float(r[f"{who}_change"]) for r in both]))
+                for who in ("model", "companion")
+            }
+            print(
+                f"{'':<16} change from the input (dB, 10th / 50th / 90th percentile of {len(both)}): model"
+                f" {said['model']}, companion {said['companion']}; likeliest type clean:"
+                f" {sum(r['hint'] == 'clean' for r in group)} of {len(group)}"
+            )
+    return 0
+
+
+def _deciles(values: list[float]) -> list[float]:
+    ordered = sorted(values)
+    return [ordered[min(len(ordered) - 1, int(q * len(ordered)))] for q in (0.1, 0.5, 0.9)]
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.restored:
         from uir.api import load
 
-        model = load(args.restored)
+        model = load(args.restored, companion=None)  # the network alone
     sets = [*get_protocol("fidelity").sets, *get_protocol("uir-5d").sets]
     if POLYU.locate(args.data_root):
         sets.append(POLYU)

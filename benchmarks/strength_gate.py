@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_root is None or not args.data_root.is_dir():
         raise SystemExit("strength_gate: say where the data is with --data-root (or UIR_DATA_ROOT)")
     torch.set_grad_enabled(False)
-    model = load(args.model)
+    model = load(args.model, companion=None)  # the gate of the network alone
     print(f"model {model.name}; thresholds {', '.join(f'{t:g}' for t in args.thresholds)}")
     print(
         f"{'set':<18} {'n':>3} {'full':>7}  "

@@ -53,12 +53,15 @@ def scores(spec: str) -> tuple[str, dict[str, dict[str, float]]]:
     return model, found
 
 
-def paired(a: dict[str, float], b: dict[str, float], behind: float = 5.0) -> dict[str, float]:
+def paired(a: dict[str, float], b: dict[str, float], behind: float = 5.0) -> dict[str, float] | None:
     """Mean difference ``a − b`` over the images both hold, its standard error, extremes, wins of ``a`` and the
-    images where ``a`` is more than ``behind`` dB behind."""
+    images where ``a`` is more than ``behind`` dB behind; ``None`` when no image has a finite PSNR in both (a set
+    scored against its own inputs, left as they are)."""
     shared = sorted(set(a) & set(b))
     diffs = [a[k] - b[k] for k in shared if math.isfinite(a[k]) and math.isfinite(b[k])]
     n = len(diffs)
+    if n == 0:
+        return None
     mean = sum(diffs) / n
     spread = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1)) if n > 1 else float("nan")
     return {"n": n, "a": sum(a[k] for k in shared) / len(shared), "b": sum(b[k] for k in shared) / len(shared),
@@ -88,7 +91,9 @@ def over_seeds(loaded: list[tuple[Sets, Sets]]) -> int:
     common = [s for s in loaded[0][0] if all(s in a and s in b for a, b in loaded)]
     if not common:
         raise SystemExit("compare_runs: the seed pairs share no set")
-    rows = {name: [paired(a[name], b[name])["diff"] for a, b in loaded] for name in common}
+    pairs = {name: [paired(a[name], b[name]) for a, b in loaded] for name in common}
+    rows = {name: [r["diff"] for r in found] for name, found in pairs.items() if all(r is not None for r in found)}
+    common = list(rows)
     rows["average"] = [sum(rows[name][i] for name in common) / len(common) for i in range(len(loaded))]
     print(f"\na − b over {len(loaded)} seed pairs (PSNR dB; mean ± half range; average: the mean over sets)")
     print("| set | " + " | ".join(f"pair {i + 1}" for i in range(len(loaded))) + " | mean ± half range |")
@@ -123,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|---|")
     for name in common:
         r = paired(a[name], b[name], args.behind)
+        if r is None:
+            print(f"| {name} | 0 with a finite PSNR in both | | | | | | | |")
+            continue
         print(f"| {name} | {r['n']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} ± {r['se']:.3f} | "
               f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} ({r['ties']}) | {r['behind']} |")  # fmt: skip
     if args.seed_pair:

@@ -324,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"train_analysis: --classifier {args.classifier} is an analysis; name a bare classifier")
     if (args.out is None) == (args.evaluate is None):
         raise SystemExit("train_analysis: give --out (fit an analysis) or --evaluate ANALYSIS (score one), not both")
-    restorers = [load(spec) for spec in args.restorer]
+    restorers = [load(spec, companion=None) for spec in args.restorer]  # the networks alone
     if args.evaluate:
         return evaluate(args, classifier, restorers)
     splits = {name: split_features(args, name, spec, classifier, restorers) for name, spec in SPLITS.items()}

@@ -131,6 +131,8 @@ def test_restore_with_the_onnx_engine_matches_torch_and_new_weights_export_again
     with monkeypatch.context() as patch:
         patch.setattr("uir.export._write_onnx", lambda *args: pytest.fail("exported twice"))
         assert uir.load(str(weights), engine="onnx").restorer.path == cached[0]
+        paired = uir.load(str(weights), engine="onnx", companion=str(weights))  # a companion runs on the same engine
+        assert isinstance(paired.companion, OnnxRestorer) and paired.companion.path == cached[0]
     # Other weights in the same file: a new export, which runs the new weights.
     write_tiny_model(weights, seed=1)
     model = uir.load(str(weights), engine="auto")

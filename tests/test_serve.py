@@ -629,7 +629,7 @@ def test_behind_a_reverse_proxy_its_public_name_is_allowed(
 def test_health_models_and_schema(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "model": "identity", "pending": 0}
     models = client.get("/v1/models").json()
-    assert models["models"] == [{"name": "identity", "labels": [], "device": "cpu"}]
+    assert models["models"] == [{"name": "identity", "labels": [], "device": "cpu", "companion": None}]
     schema = client.get("/openapi.json").json()
     assert {"/v1/restore", "/v1/inspect", "/v1/models", "/healthz"} <= set(schema["paths"])
     assert "image/png" in schema["paths"]["/v1/restore"]["post"]["responses"]["200"]["content"]
@@ -770,6 +770,7 @@ def test_restore_takes_a_task_and_says_what_the_tone_guard_allowed(rng: np.rando
         response = client.post("/v1/restore?task=noise&task=jpeg", files=upload(data))
         assert response.status_code == 200
         assert response.headers["X-Uir-Tone"].startswith("keep; ")
+        assert response.headers["X-Uir-Restored-By"] == "identity"
         bad = client.post("/v1/restore?task=night", files=upload(data))
         assert bad.status_code == 422 and bad.json()["detail"].startswith("unknown task 'night'")
 

@@ -16,6 +16,7 @@ from uir.errors import UirError
 from uir.methods import load_classifier
 from uir.metrics import psnr
 from uir.pretrained import (
+    COMPANIONS,
     DEFAULT_MODEL,
     FAST_MODEL,
     RETIRED_FILES,
@@ -61,7 +62,7 @@ def test_a_retired_model_says_how_to_get_it_and_only_the_shipped_ones_weigh_over
             with pytest.raises(UirError, match=f"no longer shipped.*make runs/{name}.safetensors"):
                 load_restorer(spec)
     heavy = {path.name for path in shipped_path("default").parent.iterdir() if path.stat().st_size > 8 * 2**20}
-    assert heavy <= {SHIPPED[DEFAULT_MODEL], SHIPPED[FAST_MODEL]}
+    assert heavy <= {SHIPPED[DEFAULT_MODEL], SHIPPED[FAST_MODEL], *(SHIPPED[c] for c in COMPANIONS.values())}
 
 
 def test_make_reads_the_retired_files_and_git_history_holds_them() -> None:

@@ -14,6 +14,10 @@ the correction: ``1`` is the model's full output, ``0.5`` halfway between it and
 (the default) leaves photos that the analysis calls clean with high confidence, and that the model would change
 little, as they are and restores the rest fully. See ``Model.plan``.
 
+The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
+change little (real camera grain, a good JPEG) goes to it instead, with its exposure and colour kept;
+``Plan.restored_by`` says which network's output came back.
+
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
 [0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
 and size, or a tensor of the same shape, dtype and device. Any size: large images are restored in overlapping
@@ -142,6 +146,9 @@ class Plan:
         strength: how much of the correction was applied (``uir.restore.apply_strength``): 1 all of it, 0 none
             (the input comes back unchanged; with a strength of 0 asked for, the model does not run).
         clean: the analysis' probability that the photo is clean (``None`` when no analysis ran).
+        restored_by: the network whose output came back: the model's, or its fine-damage companion's (see
+            ``Model.companion``); ``None`` when the input came back (a strength of 0 asked for, or a clean-looking
+            photo left as it is).
     """
 
     task: tuple[str, ...]
@@ -152,6 +159,7 @@ class Plan:
     hint: str | None = None
     strength: float = 1.0
     clean: float | None = None
+    restored_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "task": list(self.task)}
@@ -178,22 +186,28 @@ class Model:
     Args:
         restorer: a ``uir.restorers.Restorer`` (``restore((B, 3, H, W)) -> (B, 3, H, W)``).
         device: where its tensors go.
+        companion: a second ``Restorer`` for fine damage (``load`` attaches the shipped one to ``default``): a photo
+            the model changes little, under a task that allows it, is restored by the companion instead
+            (``fine_route``).
 
     Attributes:
         name: the model's name (``nafnet-fr-v2.1`` for ``default``).
         labels: the degradation types it was trained on (empty for classic baselines).
         device: the torch device it runs on.
+        companion: the fine-damage companion, or ``None``.
     """
 
-    def __init__(self, restorer: Any, device: str | torch.device = "cpu") -> None:
+    def __init__(self, restorer: Any, device: str | torch.device = "cpu", companion: Any = None) -> None:
         self.restorer = restorer
         self.device = torch.device(device)
         self.name: str = getattr(restorer, "name", type(restorer).__name__)
         self.labels: list[str] = list(getattr(restorer, "labels", []))
         self.analysis: Inspector | None = None  # loaded on the first task="auto" (the shipped analysis)
+        self.companion = companion
 
     def __repr__(self) -> str:
-        return f"uir.Model(name={self.name!r}, device={str(self.device)!r})"
+        said = "" if self.companion is None else f", companion={self.companion.name!r}"
+        return f"uir.Model(name={self.name!r}, device={str(self.device)!r}{said})"
 
     def restore_tensor(
         self,
@@ -248,8 +262,19 @@ class Model:
             hint = None if plan.hint is None else [plan.hint]
             restored = restore_tensor(self.restorer, one, tasks=hint, tile=tile, overlap=overlap, stop_check=stop_check)
             restored = guard_tone(restored, one, plan.tone)
-            if plan.strength == 0.0:  # auto: looks clean; left as it is only if the model changes it little
-                plan = _confirm_clean(plan, restored, one)
+            change, left_at, who = change_db(restored, one), SMALL_CHANGE_DB, "the model"
+            plan = dataclasses.replace(plan, restored_by=self.name)
+            if self.companion is not None and change >= SMALL_CHANGE_DB and fine_route(plan):
+                fine = restore_tensor(self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check)
+                restored = guard_tone(fine, one, "keep")
+                said = (
+                    f"{plan.reason}; {self.name} would change it little ({change:.1f} dB from the input): its fine "
+                    f"damage (grain, compression) goes to {self.companion.name}, exposure and colour kept"
+                )
+                plan = dataclasses.replace(plan, tone="keep", reason=said, restored_by=self.companion.name)
+                change, left_at, who = change_db(restored, one), COMPANION_SMALL_CHANGE_DB, self.companion.name
+            if plan.strength == 0.0:  # auto, looks clean: left as it is if the last network to run changes it little
+                plan = _confirm_clean(plan, change, left_at, who)
             results.append((apply_strength(restored, one, plan.strength), plan))
         return results
 
@@ -389,27 +414,65 @@ before nafnet-fr-v2.1, haze lost 0.14 at the 0.9 gate, and 33-36 dB leave clean 
 ``--thresholds 0.9 --min-change 30 33 36 40``, docs/severity.md)."""
 
 
-def _confirm_clean(plan: Plan, restored: Tensor, source: Tensor) -> Plan:
-    """A provisional ``strength 0`` plan kept if ``restored`` is within ``SMALL_CHANGE_DB`` of ``source``; else the
-    full correction, with the reason said."""
+COMPANION_SMALL_CHANGE_DB = 45.0
+"""A clean-looking photo sent to the companion (``fine_route``) is left as it is when the companion's output is at
+least this close to it (PSNR, dB; an RMS change under 0.6 %); else the companion's output comes back. With the shipped
+pair, CBSD68's clean photos: 59 of 68 left as they are (the others 48.3 dB from their input); without this gate none is
+left and PolyU scores 0.15 dB more (37.23 against 37.08): ``python benchmarks/fine_companion.py --data-root
+../shared/data --companion nafnet-fr-fine --per-image runs/fine-companion.csv``, then ``python
+benchmarks/fine_companion.py --weigh runs/fine-companion.csv``."""
+
+COMPANION_TASKS = ("noise", "camera-noise", "jpeg")
+"""Named tasks whose photos may go to the companion (``fine_route``): the damage it was trained on."""
+
+FINE_ROUTE_KEEPS = ("rain-streaks",)
+"""Under ``task="auto"``, photos whose likeliest type (``Plan.hint``) is one of these stay with the model however
+little it changes them: light rain is what it changes little and the companion does not remove."""
+
+
+def fine_route(plan: Plan) -> bool:
+    """Whether a photo that the model changes little (``SMALL_CHANGE_DB``) goes to the model's fine-damage companion:
+    under ``task="auto"`` unless it looks underexposed (tone ``free``) or its likeliest type is in
+    ``FINE_ROUTE_KEEPS``; with named tasks, when every one is in ``COMPANION_TASKS``.
+
+    Example:
+        >>> fine_route(Plan(("auto",), "no-brightening", "", hint="clean")), fine_route(plan_for_tasks(["haze"]))
+        (True, False)
+    """
+    if plan.task == (AUTO,):
+        return plan.tone != "free" and plan.hint not in FINE_ROUTE_KEEPS
+    return set(plan.task) <= set(COMPANION_TASKS)
+
+
+def change_db(restored: Tensor, source: Tensor) -> float:
+    """How far ``restored`` is from ``source``: their PSNR in dB (``inf`` when equal)."""
     mse = float((restored.float() - source.float()).square().mean())
-    change = 10 * math.log10(1 / mse) if mse > 0 else math.inf
-    if change >= SMALL_CHANGE_DB:
-        said = f"{plan.reason} and the model would change it little ({change:.1f} dB from the input): left as it is"
-        return dataclasses.replace(plan, reason=said)
-    said = f"{plan.reason}, but the model changes it much ({change:.1f} dB from the input): restored"
-    return dataclasses.replace(plan, strength=1.0, reason=said)
+    return 10 * math.log10(1 / mse) if mse > 0 else math.inf
+
+
+def _confirm_clean(plan: Plan, change: float, threshold: float, who: str = "the model") -> Plan:
+    """A provisional ``strength 0`` plan kept if the output ``who`` gives is ``change`` dB from the input and that is
+    at least ``threshold``; else the full correction, with the reason said."""
+    if change >= threshold:
+        said = f"{plan.reason} and {who} would change it little ({change:.1f} dB from the input): left as it is"
+        return dataclasses.replace(plan, reason=said, restored_by=None)
+    said = (
+        f"{plan.reason}, but {who} changes it {'much ' if who == 'the model' else ''}({change:.1f} dB from the input)"
+    )
+    return dataclasses.replace(plan, strength=1.0, reason=f"{said}: restored")
 
 
 class PipelineRestorer:
     """A ``Model`` with a fixed ``task`` and ``strength`` as a ``Restorer`` (``restore(lq, tasks) -> restored``);
-    its name says them, e.g. ``nafnet-fr-v2.1 [auto]`` or ``nafnet-fr-v2.1 [noise, strength 0.5]`` (an ``auto``
-    strength goes unsaid). The benchmark's task labels are not passed on: the task decides."""
+    its name says them, e.g. ``nafnet-fr-v2.1 + nafnet-fr-fine [auto]`` (the model and its companion) or
+    ``nafnet-fr-v2.1 + nafnet-fr-fine [noise, strength 0.5]`` (an ``auto`` strength goes unsaid). The benchmark's
+    task labels are not passed on: the task decides."""
 
     def __init__(self, model: Model, task: tuple[str, ...], strength: float | str = AUTO) -> None:
         self.model, self.task, self.strength = model, task, strength
         said = "" if strength == AUTO else f", strength {strength:g}"
-        self.name = f"{model.name} [{' '.join(task)}{said}]"
+        pair = model.name if model.companion is None else f"{model.name} + {model.companion.name}"
+        self.name = f"{pair} [{' '.join(task)}{said}]"
 
     def restore(self, lq: Tensor, tasks: Sequence[str] | None = None) -> Tensor:
         return self.model.restore_tensor(lq, task=self.task, strength=self.strength)
@@ -419,7 +482,7 @@ ENGINES = ("torch", "onnx", "auto")
 """What runs a learned model: torch, or onnxruntime on an ONNX export of it (``pip install 'uir[onnx]'``)."""
 
 
-def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> Model:
+def load(model: str = "default", device: str = "cpu", engine: str = "torch", companion: str | None = AUTO) -> Model:
     """Load a model by name (``default``, a shipped model, a classic baseline) or from a file.
 
     Args:
@@ -429,6 +492,9 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> 
             cache (``$UIR_CACHE``, default ``~/.cache/uir``; see ``uir.export``); ``auto``: onnxruntime where it
             suits (a learned model on the CPU with the onnx extra installed, ``uir.export.prefers_onnx``), torch
             otherwise or if the export fails (with a warning). ``.onnx`` files always run with onnxruntime.
+        companion: the fine-damage companion (``Model.companion``, run by the same engine): ``auto`` the one shipped
+            for ``model`` (``uir.pretrained.COMPANIONS``: ``default`` has one), ``None`` (or ``"none"``) none, or a
+            name or model file.
 
     Raises:
         UirError: an unknown name or a file uir cannot load (one line, naming the valid names); ``engine="onnx"``
@@ -446,17 +512,31 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch") -> 
         from uir.export import prefers_onnx  # heavy: the restorer catalog and the exporter
 
         if not prefers_onnx(model, device):
-            return load(model, device, "torch")
+            return load(model, device, "torch", companion)
         try:
-            return load(model, device, "onnx")
+            return load(model, device, "onnx", companion)
         except UirError as err:
             logger.warning("onnxruntime cannot run %s (%s); using torch", model, err)
-            return load(model, device, "torch")
+            return load(model, device, "torch", companion)
+    spec = _companion_spec(model, companion)
     if engine == "onnx":
         from uir.export import load_onnx_engine  # heavy: the restorer catalog and the exporter
 
-        return Model(load_onnx_engine(model, device=device), "cpu")
-    return Model(load_restorer(model, device=device), device)
+        fine = None if spec is None else load_onnx_engine(spec, device=device)
+        return Model(load_onnx_engine(model, device=device), "cpu", fine)
+    fine = None if spec is None else load_restorer(spec, device=device)
+    return Model(load_restorer(model, device=device), device, fine)
+
+
+def _companion_spec(model: str, companion: str | None) -> str | None:
+    """What ``load``'s ``companion`` names for ``model``: a name or file, or ``None``."""
+    from uir.pretrained import ALIASES, COMPANIONS  # heavy: torch models and the shipped catalog
+
+    if companion is None or companion == "none":
+        return None
+    if companion == AUTO:
+        return COMPANIONS.get(ALIASES.get(model, model))
+    return companion
 
 
 def inspect_image(

@@ -115,6 +115,7 @@ def load_model(path: str | Path, device: str = "cpu") -> ModelRestorer:
 
 SHIPPED: dict[str, str] = {
     "nafnet-fr-v2.1": "nafnet-fr-v2.1.safetensors",
+    "nafnet-fr-fine": "nafnet-fr-fine.safetensors",
     "nafnet-small-uir": "nafnet-small-uir.safetensors",
 }
 """Shipped model name → its file in the package's ``weights`` folder (fp16 safetensors, run in fp32). Each is also
@@ -130,6 +131,12 @@ but motion blur (docs/models/nafnet-small-uir.md)."""
 
 ALIASES = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 """Names that stand for a shipped model."""
+
+COMPANIONS = {DEFAULT_MODEL: "nafnet-fr-fine"}
+"""Shipped model → its fine-damage companion (``uir.api.Model.companion``), which ``uir.load`` attaches:
+``nafnet-fr-fine`` (docs/models/nafnet-fr-fine.md), the default fine-tuned on real camera grain, light white noise and
+JPEG with clean photos (sharp, and enlarged and soft) as identity targets, plus faint blur, light rain and thin haze:
+photos the default changes little go to it (issue 24: PolyU's real camera noise)."""
 
 RETIRED_FILES = {"nafnet-fr-v2": "c3008df16c09ef05db7b3c2ec826838c424cfe25:src/uir/weights/nafnet-fr-v2.safetensors"}
 """Models that shipped once and left the package (over 8 MiB each, a size only the default and ``fast`` may have

@@ -50,6 +50,11 @@ How much (--strength): a number from 0 to 1 scales the correction (0.5: halfway 
 output; 0: the input, unchanged); `auto` (the default) leaves a photo as it is where the analysis calls it clean
 with high confidence and the model would change it little (the report says so), and restores the rest fully.
 
+Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo the
+model would change little (real camera noise, a good JPEG, a clean photo), under `auto` unless the analysis sees
+rain, or with --task naming only noise, camera-noise or jpeg, is restored by the companion instead, its exposure
+and colour kept; the report's `restored_by` says which network's output came back.
+
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
 than the tile are restored in overlapping tiles, so memory stays bounded. The default model is the one shipped
@@ -144,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
 
     brightened: list[Path] = []
     untouched: list[Path] = []
+    finer: list[Path] = []
 
     def work(path: Path) -> None:
         source = io.read_image(path)
@@ -157,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
             brightened.append(path)
         if plan.strength == 0 and strength == "auto":
             untouched.append(path)
+        if model.companion is not None and plan.restored_by == model.companion.name:
+            finer.append(path)
         io.save_like(names[path], restored, source, overwrite=args.overwrite, protected=paths)
         if inspector is not None:
             report = restore_report(path, names[path], model.name, seconds, source.image, restored, inspector, plan)
@@ -175,6 +183,10 @@ def run(args: argparse.Namespace) -> int:
         if untouched:
             said = ", ".join(p.name for p in untouched[:5]) + (", ..." if len(untouched) > 5 else "")
             print(f"uir: {len(untouched)} looked clean and were left as they are: {said}", file=sys.stderr)
+        if finer:
+            said = ", ".join(p.name for p in finer[:5]) + (", ..." if len(finer) > 5 else "")
+            who = model.companion.name if model.companion is not None else ""
+            print(f"uir: {len(finer)} had fine damage only and were restored by {who}: {said}", file=sys.stderr)
     return code
 
 

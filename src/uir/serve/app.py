@@ -154,6 +154,7 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
     @app.get("/v1/models", summary="The model this server runs")
     def models() -> dict[str, Any]:
         info = {"name": model.name, "labels": list(model.labels), "device": str(model.device)}
+        info["companion"] = None if model.companion is None else model.companion.name
         return {"models": [info], "limits": {"max_upload_mb": limits.max_upload_mb, "max_pixels": limits.max_pixels}}
 
     @app.post(
@@ -174,7 +175,9 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
         (default ``auto``: photos that look clean with high confidence, and that the model would change little, come
         back as they are). Headers:
         ``X-Uir-Model``, ``X-Uir-Seconds`` (the model's time), ``X-Uir-Tone`` (what the tone guard allowed, and
-        why), ``X-Uir-Strength`` (the strength applied) and ``Server-Timing`` (decode, restore, encode)."""
+        why), ``X-Uir-Strength`` (the strength applied), ``X-Uir-Restored-By`` (the network whose output came back:
+        the model or its fine-damage companion; ``none`` when the input came back) and ``Server-Timing`` (decode,
+        restore, encode)."""
         try:
             names, amount = check_task(task), check_strength(strength)
         except UirError as err:
@@ -189,6 +192,7 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
             "X-Uir-Seconds": f"{timings['restore']:.3f}",
             "X-Uir-Tone": f"{plan.tone}; {plan.reason}".encode("ascii", "replace").decode(),
             "X-Uir-Strength": f"{plan.strength:g}",
+            "X-Uir-Restored-By": plan.restored_by or "none",
             "Server-Timing": ", ".join(f"{k};dur={v * 1000:.1f}" for k, v in timings.items()),
             "Content-Disposition": _attachment(f"{stem}_restored{suffix}"),
         }

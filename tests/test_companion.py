@@ -1,0 +1,151 @@
+"""Issue 24: a photo the model changes little goes to its fine-damage companion (real camera grain, compression), with
+the exposure and colour kept; rain, named coarse damage and underexposed photos stay with the model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import load_example, smooth_photo
+from uir.api import (
+    COMPANION_SMALL_CHANGE_DB,
+    SMALL_CHANGE_DB,
+    Model,
+    Plan,
+    change_db,
+    fine_route,
+    load,
+    plan_for_tasks,
+)
+from uir.cli import main
+from uir.inspection import Inspector
+
+
+def photo(seed: int = 2, h: int = 40, w: int = 52) -> torch.Tensor:
+    array = np.asarray(smooth_photo(np.random.default_rng(seed), h, w), np.float32) / 255
+    return torch.from_numpy(array).permute(2, 0, 1)[None].contiguous()
+
+
+class Shift:
+    """A fake restorer that adds ``amount`` everywhere (a brightening: the tone guard's ``keep`` takes it back) plus
+    a seeded fine pattern of ``fine`` RMS (which the guard leaves); counts its calls."""
+
+    def __init__(self, name: str, amount: float = 0.0, fine: float = 0.0) -> None:
+        self.name, self.amount, self.fine, self.calls = name, amount, fine, 0
+        self.labels: list[str] = []
+
+    def restore(self, lq: torch.Tensor, tasks: object = None) -> torch.Tensor:
+        self.calls += 1
+        pattern = torch.randn(lq.shape, generator=torch.Generator().manual_seed(3))
+        return (lq + self.amount + self.fine * pattern).clamp(0, 1)
+
+
+class FixedClassifier:
+    def __init__(self, probs: dict[str, float]) -> None:
+        self.probs = probs
+
+    def classify(self, lq: torch.Tensor) -> dict[str, float]:
+        return dict(self.probs)
+
+
+def rms(db: float) -> float:
+    """The RMS change that is ``db`` dB of PSNR from the input."""
+    return 10 ** (-db / 20)
+
+
+def pair(probs: dict[str, float], model_change: float, companion: Shift) -> Model:
+    """A model whose network darkens by an RMS of ``model_change`` dB, with ``companion`` and a fixed analysis."""
+    model = Model(Shift("net", amount=-rms(model_change)), companion=companion)
+    model.analysis = Inspector(classifier=FixedClassifier(probs))
+    return model
+
+
+def test_a_photo_the_model_changes_little_goes_to_the_companion_with_its_tone_kept() -> None:
+    x = photo()
+    fine = Shift("fine", amount=0.05, fine=rms(38))  # brightens (to be undone) and changes fine detail at ~38 dB
+    model = pair({"noise": 0.6, "clean": 0.4}, SMALL_CHANGE_DB + 2, fine)
+    ((out, plan),) = model.restore_planned(x)
+    assert fine.calls == 1 and plan.restored_by == "fine" and plan.tone == "keep" and plan.strength == 1.0, plan
+    assert "net would change it little" in plan.reason and "goes to fine, exposure and colour kept" in plan.reason
+    assert abs(float(out.mean() - x.mean())) < 0.002  # the companion's +0.05 brightening taken back
+    assert 30 < change_db(out, x) < 45  # its fine change kept
+    # The model changes the photo much: the model's output, the companion not run.
+    fine.calls = 0
+    much = pair({"noise": 0.6, "clean": 0.4}, SMALL_CHANGE_DB - 2, fine)
+    ((out, plan),) = much.restore_planned(x)
+    assert fine.calls == 0 and plan.restored_by == "net" and torch.allclose(out, (x - rms(SMALL_CHANGE_DB - 2)))
+
+
+def test_rain_named_coarse_damage_and_underexposed_photos_stay_with_the_model() -> None:
+    assert fine_route(Plan(("auto",), "no-brightening", "", hint="clean"))
+    assert not fine_route(Plan(("auto",), "no-brightening", "", hint="rain-streaks"))
+    assert not fine_route(Plan(("auto",), "free", "", hint="low-light"))
+    assert fine_route(plan_for_tasks(["camera-noise"])) and fine_route(plan_for_tasks(["noise", "jpeg"]))
+    for names in (["haze"], ["noise", "motion-blur"], ["low-light"], ["rain-streaks"]):
+        assert not fine_route(plan_for_tasks(names)), names
+    x = photo()
+    fine = Shift("fine", fine=rms(38))
+    rainy = pair({"rain-streaks": 0.7, "clean": 0.3}, SMALL_CHANGE_DB + 2, fine)
+    ((_, plan),) = rainy.restore_planned(x)
+    assert fine.calls == 0 and plan.restored_by == "net"
+    ((_, plan),) = rainy.restore_planned(x, task="haze")
+    assert fine.calls == 0 and plan.restored_by == "net"
+    ((_, plan),) = rainy.restore_planned(x, task=["camera-noise", "jpeg"])
+    assert fine.calls == 1 and plan.restored_by == "fine"
+
+
+def test_a_clean_looking_photo_is_left_only_if_the_companion_changes_it_little_too() -> None:
+    x = photo()
+    for companion_change, left in ((COMPANION_SMALL_CHANGE_DB + 2, True), (COMPANION_SMALL_CHANGE_DB - 4, False)):
+        fine = Shift("fine", fine=rms(companion_change))
+        model = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, fine)
+        ((out, plan),) = model.restore_planned(x)
+        assert fine.calls == 1, plan
+        if left:
+            assert torch.equal(out, x) and plan.strength == 0.0 and plan.restored_by is None, plan
+            assert plan.reason.endswith("and fine would change it little (47.0 dB from the input): left as it is")
+        else:
+            assert plan.strength == 1.0 and plan.restored_by == "fine" and not torch.equal(out, x), plan
+            assert plan.reason.endswith(", but fine changes it (41.0 dB from the input): restored")
+    # A strength of 0 asked for: nothing runs.
+    ((out, plan),) = model.restore_planned(x, strength=0)
+    assert torch.equal(out, x) and plan.restored_by is None
+
+
+def test_load_attaches_the_shipped_companion_to_the_default_only() -> None:
+    model = load("default")
+    assert model.companion is not None and model.companion.name == "nafnet-fr-fine"
+    assert model.as_restorer().name == "nafnet-fr-v2.1 + nafnet-fr-fine [auto]"
+    assert "companion='nafnet-fr-fine'" in repr(model)
+    assert load("default", companion=None).companion is None and load("default", companion="none").companion is None
+    assert load("nafnet-small-uir").companion is None and load("identity").companion is None
+    assert load("identity", companion="identity").companion.name == "identity"
+
+
+def test_the_report_says_which_network_restored_the_photo(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    clean = np.asarray(smooth_photo(rng, 96, 128), np.float32)
+    grainy = np.clip(clean + rng.normal(0, 4, clean.shape), 0, 255).astype(np.uint8)  # grain at about 36 dB
+    Image.fromarray(grainy).save(tmp_path / "grain.png")
+    code = main(["restore", str(tmp_path / "grain.png"), "-o", str(tmp_path / "out"), "--report", "--engine", "torch"])
+    assert code == 0
+    plan = json.loads((tmp_path / "out" / "grain.json").read_text())["plan"]
+    assert plan["restored_by"] in ("nafnet-fr-v2.1", "nafnet-fr-fine", None), plan
+    if plan["restored_by"] == "nafnet-fr-fine":
+        assert plan["tone"] == "keep" and "goes to nafnet-fr-fine" in plan["reason"]
+
+
+@pytest.mark.parametrize("task", ["auto", "camera-noise"])
+def test_the_default_pair_restores_grain_without_changing_the_exposure(task: str) -> None:
+    clean = load_example("coffee.png", (100, 100, 356, 292))  # 192x256
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    grainy = ((clean + 3 / 255 * noise).clamp(0, 1) * 255).round() / 255  # 38.7 dB
+    ((out, plan),) = load("default").restore_planned(grainy, task=task)
+    assert plan.restored_by == "nafnet-fr-fine" and plan.strength == 1.0, plan
+    assert change_db(out, clean) > change_db(grainy, clean) + 1.0  # measured: +2.0 dB
+    assert abs(float(out.mean() / grainy.mean()) - 1) < 0.001
