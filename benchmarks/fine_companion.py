@@ -1,7 +1,7 @@
 """What a fine-damage companion would give the default settings (issue 24): where ``--strength auto`` leaves a photo as
 it is, take a second network's output instead (one trained on grain, compression and clean photos only).
 
-    python benchmarks/fine_companion.py --data-root ../shared/data --companion runs/zoom-probe/final.safetensors
+    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine
 
 Each image is restored as ``uir restore`` does by default (``--model``, task and strength ``auto``: the analysis, the
 tone guard, the gate: left as it is where the analysis calls it clean at ``CLEAN_CONFIDENCE``, not underexposed, and
@@ -16,8 +16,9 @@ it is scores ``inf``, so there the mean is over the images that were changed and
 The measurement behind ``uir.api``'s route (``Model.companion``, ``fine_route``: the *rain kept* route, plus a gate on
 the companion's own change for clean-looking photos); the pipeline itself is scored by ``uir eval --task auto``.
 ``--per-image FILE`` writes per image the figures the routes are decided by (the model's and the companion's PSNR
-and change, the analysis' clean probability and likeliest type), with the companion's for every image the model
-changes less than ``--look-from`` dB, so other thresholds can be weighed without running the networks again:
+and change, the analysis' clean probability and likeliest type), with the companion's for every image whose model
+output is at least ``--look-from`` dB (PSNR) from it, so other thresholds can be weighed without running the networks
+again:
 ``--weigh FILE`` reads one and prints, per set, what ``uir.api``'s route gives (``SMALL_CHANGE_DB``, ``fine_route``)
 with each companion gate of ``--gates`` (``COMPANION_SMALL_CHANGE_DB`` and others; ``inf``: never left as it is).
 
@@ -59,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", type=Path, default=Path("runs/tone-guard-cache"), help="synthetic sets' cache")
     p.add_argument("--per-image", type=Path, help="also write a CSV: per image the figures a route is decided by")
     p.add_argument(
-        "--look-from", type=float, default=30.0, help="the CSV's companion figures for images the model changes less"
+        "--look-from",
+        type=float,
+        default=30.0,
+        help=f"the CSV's companion figures where the PSNR of the model's output against the input is at least this "
+        f"(dB, <= {SMALL_CHANGE_DB:g})",
     )
     p.add_argument("--weigh", type=Path, help="print the API's route from a --per-image CSV (no network runs)")
     p.add_argument("--gates", type=float, nargs="+", default=[COMPANION_SMALL_CHANGE_DB, math.inf])
@@ -119,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                 fine = fine if little else None
                 cols["gate"].append(fine if left else full)
                 cols["change"].append(fine if little else full)
-                rain_kept = little and plan.hint != "rain-streaks"
+                rain_kept = little and fine_route(plan)  # the API's route: not rain, not underexposed
                 cols["rain"].append(fine if rain_kept else full)
                 sent["gate"] += left
                 sent["change"] += little
@@ -163,7 +168,9 @@ def weigh(path: Path, gates: list[float]) -> int:
                 fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
                 looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
                 plan = Plan(("auto",), r["tone"], "", hint=r["hint"])
-                routed = gate is not None and fine is not None and change >= SMALL_CHANGE_DB and fine_route(plan)
+                routed = gate is not None and change >= SMALL_CHANGE_DB and fine_route(plan)
+                if routed and fine is None:
+                    raise SystemExit(f"fine_companion: {path} lacks the companion's figures (--look-from above 35?)")
                 if routed:
                     stays, out = looks_clean and fine_change is not None and fine_change >= gate, fine
                 else:
@@ -173,10 +180,10 @@ def weigh(path: Path, gates: list[float]) -> int:
                 values.append(float(r["input"]) if stays else out)
             below = sum(v < x - 1e-6 for v, x in zip(values, inputs, strict=True))
             cells.append((_mean(values), below, sent, left))
-        full = statistics.fmean(float(r["model"]) for r in group)  # the model at strength 1, tone guard on
+        full = _mean([float(r["model"]) for r in group])  # the model at strength 1, tone guard on
         default = cells[0]
         print(
-            f"{name:<16} {len(group):>3} {_mean(inputs):>7} {full:7.2f} {default[0]:>8}  "
+            f"{name:<16} {len(group):>3} {_mean(inputs):>7} {full:>7} {default[0]:>8}  "
             + "  ".join(f"{c[0]:>22}, {c[1]:>3}, {c[2]:>3}, {c[3]:>3}" for c in cells[1:]),
             flush=True,
         )

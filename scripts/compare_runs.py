@@ -94,6 +94,8 @@ def over_seeds(loaded: list[tuple[Sets, Sets]]) -> int:
     pairs = {name: [paired(a[name], b[name]) for a, b in loaded] for name in common}
     rows = {name: [r["diff"] for r in found] for name, found in pairs.items() if all(r is not None for r in found)}
     common = list(rows)
+    if not common:
+        raise SystemExit("compare_runs: no set has a finite PSNR in every pair")
     rows["average"] = [sum(rows[name][i] for name in common) / len(common) for i in range(len(loaded))]
     print(f"\na − b over {len(loaded)} seed pairs (PSNR dB; mean ± half range; average: the mean over sets)")
     print("| set | " + " | ".join(f"pair {i + 1}" for i in range(len(loaded))) + " | mean ± half range |")

@@ -782,6 +782,8 @@ def test_restore_takes_a_strength_and_says_what_was_applied(rng: np.random.Gener
         assert response.status_code == 200
         assert response.headers["X-Uir-Strength"] == "0.25"
         assert "strength 0.25 as asked" in response.headers["X-Uir-Tone"]
+        untouched = client.post("/v1/restore?strength=0", files=upload(data))
+        assert untouched.headers["X-Uir-Restored-By"] == "none"
         for bad in ("1.5", "half", "nan"):
             answer = client.post(f"/v1/restore?strength={bad}", files=upload(data))
             assert answer.status_code == 422 and answer.json()["detail"].startswith("strength must be auto or")

@@ -11,12 +11,12 @@ The command line and every other front-end call this module, never each other's 
 ``task="low-light"`` (or a list of names, ``task=["noise", "jpeg"]``) says what is wrong, and naming only fine
 damage (noise, JPEG, lens blur) also keeps the photo's colour balance and large-scale contrast. ``strength`` scales
 the correction: ``1`` is the model's full output, ``0.5`` halfway between it and the input, ``0`` the input; ``auto``
-(the default) leaves photos that the analysis calls clean with high confidence, and that the model would change
-little, as they are and restores the rest fully. See ``Model.plan``.
+(the default) leaves photos that the analysis calls clean with high confidence, and that the network whose output would
+come back changes little, as they are and restores the rest fully. See ``Model.plan``.
 
 The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
-change little (real camera grain, a good JPEG) goes to it instead, with its exposure and colour kept;
-``Plan.restored_by`` says which network's output came back.
+change little (real camera grain, a good JPEG) goes to it instead, with its exposure and colour kept, at any strength
+(a number scales the companion's correction then); ``Plan.restored_by`` says which network's output came back.
 
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
 [0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
@@ -292,8 +292,9 @@ class Model:
 
         Strength: a number is applied as given. ``auto`` with ``task="auto"`` leaves the photo as it is where the
         analysis calls it clean with probability >= ``uir.inspection.CLEAN_CONFIDENCE`` (and it is not
-        underexposed) *and* the model would change it little (its output within ``SMALL_CHANGE_DB`` of its input:
-        ``restore_planned`` checks this after running it, so the plan's strength 0 is provisional there); it
+        underexposed) *and* the model would change it little (its output at least ``SMALL_CHANGE_DB`` from its input;
+        with a companion that takes the photo, the companion's at least ``COMPANION_SMALL_CHANGE_DB``):
+        ``restore_planned`` checks this after running them, so the plan's strength 0 is provisional there); it
         applies the full correction otherwise, and with named tasks (the user says the photo is damaged).
         """
         names, strength = check_task(task), check_strength(strength)
@@ -347,7 +348,8 @@ class Model:
                 wrong with it, one name or several (``"low-light"``, ``["noise", "jpeg"]``; ``uir.api.TASKS``).
             strength: how much of the correction to apply: 0-1 (``0.5``: halfway between the input and the model's
                 output), or ``auto`` (the default: photos the analysis calls clean with high confidence, and that
-                the model would change little, are left as they are; the rest restored fully).
+                the network whose output would come back changes little, are left as they are; the rest restored
+                fully).
             tile: the tile side; default the model's own (``0``: the whole image at once).
             overlap: pixels shared by neighbouring tiles.
 
@@ -418,7 +420,7 @@ COMPANION_SMALL_CHANGE_DB = 45.0
 """A clean-looking photo sent to the companion (``fine_route``) is left as it is when the companion's output is at
 least this close to it (PSNR, dB; an RMS change under 0.6 %); else the companion's output comes back. With the shipped
 pair, CBSD68's clean photos: 59 of 68 left as they are (the others 48.3 dB from their input); without this gate none is
-left and PolyU scores 0.15 dB more (37.23 against 37.08): ``python benchmarks/fine_companion.py --data-root
+left and PolyU scores 0.14 dB more (37.23 against 37.08): ``python benchmarks/fine_companion.py --data-root
 ../shared/data --companion nafnet-fr-fine --per-image runs/fine-companion.csv``, then ``python
 benchmarks/fine_companion.py --weigh runs/fine-companion.csv``."""
 
@@ -493,8 +495,8 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch", com
             suits (a learned model on the CPU with the onnx extra installed, ``uir.export.prefers_onnx``), torch
             otherwise or if the export fails (with a warning). ``.onnx`` files always run with onnxruntime.
         companion: the fine-damage companion (``Model.companion``, run by the same engine): ``auto`` the one shipped
-            for ``model`` (``uir.pretrained.COMPANIONS``: ``default`` has one), ``None`` (or ``"none"``) none, or a
-            name or model file.
+            for ``model`` when ``model`` is a shipped name (``uir.pretrained.COMPANIONS``: ``default`` and
+            ``nafnet-fr-v2.1`` have one), ``None`` (or ``"none"``) none, or a name or model file.
 
     Raises:
         UirError: an unknown name or a file uir cannot load (one line, naming the valid names); ``engine="onnx"``

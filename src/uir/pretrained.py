@@ -134,13 +134,14 @@ ALIASES = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 
 COMPANIONS = {DEFAULT_MODEL: "nafnet-fr-fine"}
 """Shipped model → its fine-damage companion (``uir.api.Model.companion``), which ``uir.load`` attaches:
-``nafnet-fr-fine`` (docs/models/nafnet-fr-fine.md), the default fine-tuned on real camera grain, light white noise and
-JPEG with clean photos (sharp, and enlarged and soft) as identity targets, plus faint blur, light rain and thin haze:
-photos the default changes little go to it (issue 24: PolyU's real camera noise)."""
+``nafnet-fr-fine`` (docs/models/nafnet-fr-fine.md), the default fine-tuned on real-camera-like grain, light white noise
+and JPEG with clean photos (sharp, and enlarged and soft) as identity targets: photos the default changes little go to
+it (issue 24: PolyU's real camera noise). Keyed by name: the default's weights loaded from a file get no companion
+unless one is named."""
 
 RETIRED_FILES = {"nafnet-fr-v2": "c3008df16c09ef05db7b3c2ec826838c424cfe25:src/uir/weights/nafnet-fr-v2.safetensors"}
-"""Models that shipped once and left the package (over 8 MiB each, a size only the default and ``fast`` may have
-there) → where the repository's history holds the file. ``make runs/NAME.safetensors`` in a clone writes it; a
+"""Models that shipped once and left the package (over 8 MiB each, a size only the default, its companion and ``fast``
+may have there) → where the repository's history holds the file. ``make runs/NAME.safetensors`` in a clone writes it; a
 model loaded from that file keeps its name in results (``--model runs/NAME.safetensors``)."""
 
 

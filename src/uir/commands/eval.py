@@ -53,6 +53,12 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
         metavar="S",
         help="with --task (auto when --task is not given): how much of the correction, 0-1 or auto (default auto)",
     )
+    p.add_argument(
+        "--companion",
+        default="auto",
+        metavar="NAME",
+        help="with --task: the fine-damage companion, auto (the one shipped for each --model), none, or a name or file",
+    )
     p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"), help="where the data sets are")
     p.add_argument("--out", type=Path, help="output folder (results.json, results.md, grids/)")
     p.add_argument("--cache", type=Path, help="where synthetic sets are cached (default OUT/cache)")
@@ -105,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if task is None:
         restorers = [load_restorer(spec, device=args.device) for spec in args.model]
     else:
-        restorers = [load(spec, device=args.device).as_restorer(task, strength) for spec in args.model]
+        restorers = [
+            load(spec, device=args.device, companion=args.companion).as_restorer(task, strength) for spec in args.model
+        ]
     name_apart(restorers, args.model)
     identities = [model_identity(r, spec) for r, spec in zip(restorers, args.model, strict=True)]
     result = evaluate(

@@ -39,6 +39,7 @@ EPILOG = """examples:
   uir restore dusk.jpg -o out/ --task noise                   only the grain: exposure, colour, contrast kept
   uir restore dark.png -o out/ --task low-light               brighten it (low-light enhancement)
   uir restore photo.jpg -o out/ --strength 0.5                half the correction: between input and output
+  uir restore photo.jpg -o out/ --companion none              the default network alone, no fine-damage companion
 
 What is restored (--task): `auto` (the default) keeps every photo's exposure, letting a model brighten it only
 where the analysis (the shipped degradation classifier and the mean luminance) calls it underexposed; darker is
@@ -48,12 +49,14 @@ colour and contrast above 16 px and change finer detail only. --report writes th
 
 How much (--strength): a number from 0 to 1 scales the correction (0.5: halfway between the input and the model's
 output; 0: the input, unchanged); `auto` (the default) leaves a photo as it is where the analysis calls it clean
-with high confidence and the model would change it little (the report says so), and restores the rest fully.
+with high confidence and the network whose output would come back changes it little (the report says so), and
+restores the rest fully.
 
-Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo the
-model would change little (real camera noise, a good JPEG, a clean photo), under `auto` unless the analysis sees
-rain, or with --task naming only noise, camera-noise or jpeg, is restored by the companion instead, its exposure
-and colour kept; the report's `restored_by` says which network's output came back.
+Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo whose
+restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG, a clean photo) is
+restored by the companion instead, its exposure and colour kept: under --task auto unless the photo looks
+underexposed or its likeliest type is rain streaks, and with --task naming only noise, camera-noise or jpeg; at any
+--strength. The report's `restored_by` says which network's output came back; --companion none turns it off.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
@@ -111,6 +114,12 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument(
         "--engine", choices=("auto", "torch", "onnx"), default="auto", help="what runs the model (default auto)"
     )
+    p.add_argument(
+        "--companion",
+        default="auto",
+        metavar="NAME",
+        help="the fine-damage companion: auto (default: the one shipped for --model), none, or a name or file",
+    )
     p.add_argument("--overwrite", action="store_true", help="allow writing over an input file")
     p.add_argument("--skip-existing", action="store_true", help="skip inputs whose output file already exists")
     p.add_argument("-r", "--recursive", action="store_true", help="look for images in sub-folders too")
@@ -142,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
             logger.warning("skipping %d input(s) whose output exists (--skip-existing)", len(done))
     if not mine:
         return 0
-    model = load(args.model, device=device, engine=args.engine)
+    model = load(args.model, device=device, engine=args.engine, companion=args.companion)
     inspector = Inspector.from_files(args.classifier, device=device) if args.report else None
     if inspector is not None and inspector.classifier is not None:
         model.analysis = inspector  # one classifier decides the plan and reports before and after
@@ -170,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             report = restore_report(path, names[path], model.name, seconds, source.image, restored, inspector, plan)
             io.write_text(names[path].with_suffix(".json"), report, overwrite=args.overwrite, protected=paths)
         if args.compare:
-            picture = before_after(source.image, restored, model.name)
+            picture = before_after(source.image, restored, plan.restored_by or "input, left as it is")
             compare = names[path].with_name(f"{names[path].stem}_compare.jpg")
             io.write_image(compare, io.to_tensor(picture), overwrite=args.overwrite, protected=paths)
 
@@ -183,10 +192,10 @@ def run(args: argparse.Namespace) -> int:
         if untouched:
             said = ", ".join(p.name for p in untouched[:5]) + (", ..." if len(untouched) > 5 else "")
             print(f"uir: {len(untouched)} looked clean and were left as they are: {said}", file=sys.stderr)
-        if finer:
+        if finer and model.companion is not None:
             said = ", ".join(p.name for p in finer[:5]) + (", ..." if len(finer) > 5 else "")
-            who = model.companion.name if model.companion is not None else ""
-            print(f"uir: {len(finer)} had fine damage only and were restored by {who}: {said}", file=sys.stderr)
+            who = f"{model.companion.name} (the model would change them little)"
+            print(f"uir: {len(finer)} were restored by {who}: {said}", file=sys.stderr)
     return code
 
 

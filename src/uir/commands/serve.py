@@ -54,6 +54,12 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("--model", default="default", help="a registered name or a checkpoint path (default: shipped)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--engine", choices=("torch", "onnx"), default="torch", help="what runs the model (default torch)")
+    p.add_argument(
+        "--companion",
+        default="auto",
+        metavar="NAME",
+        help="the fine-damage companion: auto (default: the one shipped for --model), none, or a name or file",
+    )
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest upload in MiB (default 50; 413 beyond)")
     p.add_argument(
         "--max-pixels", type=int, default=25_000_000, help="largest image in pixels (default 25 M: ~1.5 GiB to restore)"
@@ -90,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     from uir.serve.guards import LOCAL_HOSTS  # optional: the serve extra
 
     loopback = is_loopback(args.host)
-    model = load(args.model, device=args.device, engine=args.engine)
+    model = load(args.model, device=args.device, engine=args.engine, companion=args.companion)
     limits = Limits(
         max_upload_mb=args.max_upload_mb,
         max_pixels=args.max_pixels,
