@@ -13,17 +13,18 @@ Prints per set the mean PSNR of the default settings and of each route, how many
 and how many come out below their input each way. Fidelity's clean set has the input as its reference: an image left as
 it is scores ``inf``, so there the mean is over the images that were changed and the count says how many were not.
 
-The measurement behind ``uir.api``'s route (``Model.companion``, ``fine_route``: the *rain kept* route, plus a gate on
-the companion's own change for clean-looking photos); the pipeline itself is scored by ``uir eval --task auto``.
+The measurement behind ``uir.api``'s route (``Model.companion``, ``fine_route``: the *rain kept* route, less the
+clean-looking photos the gate leaves as they are); the pipeline itself is scored by ``uir eval --task auto``.
 ``--per-image FILE`` writes per image the figures the routes are decided by (the model's and the companion's PSNR
 and change, the analysis' clean probability and likeliest type), with the companion's for every image whose model
 output is at least ``--look-from`` dB (PSNR) from it, so other thresholds can be weighed without running the networks
 again:
-``--weigh FILE`` reads one and prints, per set, what ``uir.api``'s route gives (``SMALL_CHANGE_DB``, ``fine_route``)
-with each companion gate of ``--gates`` (``COMPANION_SMALL_CHANGE_DB`` and others; ``inf``: never left as it is).
+``--weigh FILE`` reads one and prints, per set, what ``uir.api``'s route gives (``SMALL_CHANGE_DB``, ``fine_route``;
+clean-looking photos the model changes little left as they are), and what sending those to the companion too would
+give, with each gate of ``--gates`` leaving the ones it changes little (PSNR at least the gate; ``inf``: none left).
 
     python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --per-image runs/fc.csv
-    python benchmarks/fine_companion.py --weigh runs/fc.csv --gates 40 45 48 inf
+    python benchmarks/fine_companion.py --weigh runs/fc.csv --gates 40 45 inf
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from uir.api import COMPANION_SMALL_CHANGE_DB, SMALL_CHANGE_DB, Plan, fine_route, load
+from uir.api import SMALL_CHANGE_DB, Plan, fine_route, load
 from uir.benchmarks import get_protocol, iter_samples
 from uir.inspection import CLEAN_CONFIDENCE
 from uir.metrics import psnr
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(dB, <= {SMALL_CHANGE_DB:g})",
     )
     p.add_argument("--weigh", type=Path, help="print the API's route from a --per-image CSV (no network runs)")
-    p.add_argument("--gates", type=float, nargs="+", default=[COMPANION_SMALL_CHANGE_DB, math.inf])
+    p.add_argument("--gates", type=float, nargs="*", default=[45.0, math.inf])
     args = p.parse_args(argv)
     if args.weigh is not None:
         return weigh(args.weigh, args.gates)
@@ -150,31 +151,38 @@ def _number(text: str) -> float | None:
     return None if text in ("", "None") else float(text)
 
 
+API = "api"
+
+
 def weigh(path: Path, gates: list[float]) -> int:
-    """Per set and companion gate: the API route's mean PSNR, images below their input, sent to the companion, and
-    left as they are (``uir.api.Model.restore_planned``'s decisions, from the CSV's figures)."""
+    """Per set: what ``uir.api.Model.restore_planned`` decides (clean-looking photos the model changes little left as
+    they are, the other photos it changes little sent to the companion by ``fine_route``), from the CSV's figures:
+    mean PSNR, images below their input, sent to the companion, left as they are; then the same with clean-looking
+    photos sent too, each ``gate`` of ``gates`` leaving those the companion changes by less (PSNR >= gate)."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
+    titles = ["api", *(f"clean too, gate {g:g}" for g in gates)]
     print(f"{'set':<16} {'n':>3} {'input':>7} {'full':>7} {'default':>8}  " + "  ".join(
-        f"{'gate ' + format(g, 'g') + ': PSNR, below, sent, left':>40}" for g in gates))  # fmt: skip
+        f"{t + ': PSNR, below, sent, left':>44}" for t in titles))  # fmt: skip
     for name in dict.fromkeys(r["set"] for r in rows):
         group = [r for r in rows if r["set"] == name]
         inputs = [float(r["input"]) for r in group]
         cells = []
-        for gate in [None, *gates]:
+        for gate in [None, API, *gates]:
             values, sent, left = [], 0, 0
             for r in group:
                 model, change, clean = float(r["model"]), float(r["model_change"]), _number(r["clean"])
                 fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
                 looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
                 plan = Plan(("auto",), r["tone"], "", hint=r["hint"])
-                routed = gate is not None and change >= SMALL_CHANGE_DB and fine_route(plan)
+                little = change >= SMALL_CHANGE_DB
+                routed = gate is not None and little and fine_route(plan) and not (gate == API and looks_clean)
                 if routed and fine is None:
                     raise SystemExit(f"fine_companion: {path} lacks the companion's figures (--look-from above 35?)")
-                if routed:
+                if routed and gate != API:
                     stays, out = looks_clean and fine_change is not None and fine_change >= gate, fine
                 else:
-                    stays, out = looks_clean and change >= SMALL_CHANGE_DB, model
+                    stays, out = looks_clean and little, fine if routed else model
                 sent += routed
                 left += stays
                 values.append(float(r["input"]) if stays else out)
@@ -184,7 +192,7 @@ def weigh(path: Path, gates: list[float]) -> int:
         default = cells[0]
         print(
             f"{name:<16} {len(group):>3} {_mean(inputs):>7} {full:>7} {default[0]:>8}  "
-            + "  ".join(f"{c[0]:>22}, {c[1]:>3}, {c[2]:>3}, {c[3]:>3}" for c in cells[1:]),
+            + "  ".join(f"{c[0]:>26}, {c[1]:>3}, {c[2]:>3}, {c[3]:>3}" for c in cells[1:]),
             flush=True,
         )
         both = [r for r in group if _number(r["companion_change"]) is not None]

@@ -65,7 +65,7 @@ MUTANTS = (
         "strength-auto-trusts-the-analysis-alone",
         "--strength auto leaves a clean-looking photo as it is even when the model changes it much (faint haze)",
         "src/uir/api.py",
-        "    if change >= threshold:\n",
+        "    if change >= SMALL_CHANGE_DB:\n",
         "    if change >= 0:\n",
         ("tests/test_strength.py::test_auto_leaves_what_looks_clean_and_changes_little_as_it_is",),
     ),

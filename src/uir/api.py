@@ -11,8 +11,8 @@ The command line and every other front-end call this module, never each other's 
 ``task="low-light"`` (or a list of names, ``task=["noise", "jpeg"]``) says what is wrong, and naming only fine
 damage (noise, JPEG, lens blur) also keeps the photo's colour balance and large-scale contrast. ``strength`` scales
 the correction: ``1`` is the model's full output, ``0.5`` halfway between it and the input, ``0`` the input; ``auto``
-(the default) leaves photos that the analysis calls clean with high confidence, and that the network whose output would
-come back changes little, as they are and restores the rest fully. See ``Model.plan``.
+(the default) leaves photos that the analysis calls clean with high confidence, and that the model would change
+little, as they are and restores the rest fully. See ``Model.plan``.
 
 The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
 change little (real camera grain, a good JPEG) goes to it instead, with its exposure and colour kept, at any strength
@@ -262,9 +262,11 @@ class Model:
             hint = None if plan.hint is None else [plan.hint]
             restored = restore_tensor(self.restorer, one, tasks=hint, tile=tile, overlap=overlap, stop_check=stop_check)
             restored = guard_tone(restored, one, plan.tone)
-            change, left_at, who = change_db(restored, one), SMALL_CHANGE_DB, "the model"
+            change = change_db(restored, one)
             plan = dataclasses.replace(plan, restored_by=self.name)
-            if self.companion is not None and change >= SMALL_CHANGE_DB and fine_route(plan):
+            if plan.strength == 0.0:  # auto: looks clean; left as it is only if the model changes it little
+                plan = _confirm_clean(plan, change)
+            elif self.companion is not None and change >= SMALL_CHANGE_DB and fine_route(plan):
                 fine = restore_tensor(self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check)
                 restored = guard_tone(fine, one, "keep")
                 said = (
@@ -272,9 +274,6 @@ class Model:
                     f"damage (grain, compression) goes to {self.companion.name}, exposure and colour kept"
                 )
                 plan = dataclasses.replace(plan, tone="keep", reason=said, restored_by=self.companion.name)
-                change, left_at, who = change_db(restored, one), COMPANION_SMALL_CHANGE_DB, self.companion.name
-            if plan.strength == 0.0:  # auto, looks clean: left as it is if the last network to run changes it little
-                plan = _confirm_clean(plan, change, left_at, who)
             results.append((apply_strength(restored, one, plan.strength), plan))
         return results
 
@@ -292,9 +291,9 @@ class Model:
 
         Strength: a number is applied as given. ``auto`` with ``task="auto"`` leaves the photo as it is where the
         analysis calls it clean with probability >= ``uir.inspection.CLEAN_CONFIDENCE`` (and it is not
-        underexposed) *and* the model would change it little (its output at least ``SMALL_CHANGE_DB`` from its input;
-        with a companion that takes the photo, the companion's at least ``COMPANION_SMALL_CHANGE_DB``):
-        ``restore_planned`` checks this after running them, so the plan's strength 0 is provisional there); it
+        underexposed) *and* the model would change it little (its output at least ``SMALL_CHANGE_DB`` from its input:
+        ``restore_planned`` checks this after running it, so the plan's strength 0 is provisional there; such a photo
+        never goes to the companion); it
         applies the full correction otherwise, and with named tasks (the user says the photo is damaged).
         """
         names, strength = check_task(task), check_strength(strength)
@@ -348,8 +347,7 @@ class Model:
                 wrong with it, one name or several (``"low-light"``, ``["noise", "jpeg"]``; ``uir.api.TASKS``).
             strength: how much of the correction to apply: 0-1 (``0.5``: halfway between the input and the model's
                 output), or ``auto`` (the default: photos the analysis calls clean with high confidence, and that
-                the network whose output would come back changes little, are left as they are; the rest restored
-                fully).
+                the model would change little, are left as they are; the rest restored fully).
             tile: the tile side; default the model's own (``0``: the whole image at once).
             overlap: pixels shared by neighbouring tiles.
 
@@ -416,14 +414,6 @@ before nafnet-fr-v2.1, haze lost 0.14 at the 0.9 gate, and 33-36 dB leave clean 
 ``--thresholds 0.9 --min-change 30 33 36 40``, docs/severity.md)."""
 
 
-COMPANION_SMALL_CHANGE_DB = 45.0
-"""A clean-looking photo sent to the companion (``fine_route``) is left as it is when the companion's output is at
-least this close to it (PSNR, dB; an RMS change under 0.6 %); else the companion's output comes back. With the shipped
-pair, CBSD68's clean photos: 59 of 68 left as they are (the others 48.3 dB from their input); without this gate none is
-left and PolyU scores 0.14 dB more (37.23 against 37.08): ``python benchmarks/fine_companion.py --data-root
-../shared/data --companion nafnet-fr-fine --per-image runs/fine-companion.csv``, then ``python
-benchmarks/fine_companion.py --weigh runs/fine-companion.csv``."""
-
 COMPANION_TASKS = ("noise", "camera-noise", "jpeg")
 """Named tasks whose photos may go to the companion (``fine_route``): the damage it was trained on."""
 
@@ -435,7 +425,8 @@ little it changes them: light rain is what it changes little and the companion d
 def fine_route(plan: Plan) -> bool:
     """Whether a photo that the model changes little (``SMALL_CHANGE_DB``) goes to the model's fine-damage companion:
     under ``task="auto"`` unless it looks underexposed (tone ``free``) or its likeliest type is in
-    ``FINE_ROUTE_KEEPS``; with named tasks, when every one is in ``COMPANION_TASKS``.
+    ``FINE_ROUTE_KEEPS``; with named tasks, when every one is in ``COMPANION_TASKS``. (Under strength ``auto`` a
+    photo that looks clean and that the model changes little is left as it is instead: ``Model.restore_planned``.)
 
     Example:
         >>> fine_route(Plan(("auto",), "no-brightening", "", hint="clean")), fine_route(plan_for_tasks(["haze"]))
@@ -452,16 +443,14 @@ def change_db(restored: Tensor, source: Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
-def _confirm_clean(plan: Plan, change: float, threshold: float, who: str = "the model") -> Plan:
-    """A provisional ``strength 0`` plan kept if the output ``who`` gives is ``change`` dB from the input and that is
-    at least ``threshold``; else the full correction, with the reason said."""
-    if change >= threshold:
-        said = f"{plan.reason} and {who} would change it little ({change:.1f} dB from the input): left as it is"
+def _confirm_clean(plan: Plan, change: float) -> Plan:
+    """A provisional ``strength 0`` plan kept if the model's output is ``change`` dB from the input and that is at least
+    ``SMALL_CHANGE_DB``; else the full correction, with the reason said."""
+    if change >= SMALL_CHANGE_DB:
+        said = f"{plan.reason} and the model would change it little ({change:.1f} dB from the input): left as it is"
         return dataclasses.replace(plan, reason=said, restored_by=None)
-    said = (
-        f"{plan.reason}, but {who} changes it {'much ' if who == 'the model' else ''}({change:.1f} dB from the input)"
-    )
-    return dataclasses.replace(plan, strength=1.0, reason=f"{said}: restored")
+    said = f"{plan.reason}, but the model changes it much ({change:.1f} dB from the input): restored"
+    return dataclasses.replace(plan, strength=1.0, reason=said)
 
 
 class PipelineRestorer:

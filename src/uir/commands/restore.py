@@ -49,14 +49,14 @@ colour and contrast above 16 px and change finer detail only. --report writes th
 
 How much (--strength): a number from 0 to 1 scales the correction (0.5: halfway between the input and the model's
 output; 0: the input, unchanged); `auto` (the default) leaves a photo as it is where the analysis calls it clean
-with high confidence and the network whose output would come back changes it little (the report says so), and
-restores the rest fully.
+with high confidence and the model would change it little (the report says so), and restores the rest fully.
 
 Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo whose
-restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG, a clean photo) is
-restored by the companion instead, its exposure and colour kept: under --task auto unless the photo looks
-underexposed or its likeliest type is rain streaks, and with --task naming only noise, camera-noise or jpeg; at any
---strength. The report's `restored_by` says which network's output came back; --companion none turns it off.
+restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG) is restored by the
+companion instead, its exposure and colour kept: under --task auto unless the photo looks underexposed, its
+likeliest type is rain streaks, or it looks clean (then --strength auto leaves it as it is); with --task naming only
+noise, camera-noise or jpeg; at any --strength. The report's `restored_by` says which network's output came back;
+--companion none turns it off.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
