@@ -15,8 +15,9 @@ the correction: ``1`` is the model's full output, ``0.5`` halfway between it and
 little, as they are and restores the rest fully. See ``Model.plan``.
 
 The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
-change little (real camera grain, a good JPEG) goes to it instead, with its exposure and colour kept, at any strength
-(a number scales the companion's correction then); ``Plan.restored_by`` says which network's output came back.
+change little and that does not look clean (real camera grain, most often) goes to it instead, with its exposure and
+colour kept (``fine_route``; a strength given as a number then scales the companion's correction);
+``Plan.restored_by`` says which network's output came back.
 
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
 [0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
@@ -187,8 +188,8 @@ class Model:
         restorer: a ``uir.restorers.Restorer`` (``restore((B, 3, H, W)) -> (B, 3, H, W)``).
         device: where its tensors go.
         companion: a second ``Restorer`` for fine damage (``load`` attaches the shipped one to ``default``): a photo
-            the model changes little, under a task that allows it, is restored by the companion instead
-            (``fine_route``).
+            the model changes little, under a task that allows it (``fine_route``), is restored by the companion
+            instead, except one that strength ``auto`` leaves as it is (it looks clean).
 
     Attributes:
         name: the model's name (``nafnet-fr-v2.1`` for ``default``).
