@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 from uir.api import SMALL_CHANGE_DB, Plan, fine_route, load
-from uir.benchmarks import get_protocol, iter_samples
+from uir.benchmarks import sampled_sets
 from uir.inspection import CLEAN_CONFIDENCE
 from uir.metrics import psnr
 
@@ -82,63 +82,58 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     print(f"{'set':<16} {'n':>3} {'input':>7} {'default':>8} {'gate: PSNR, sent':>17} {'change: PSNR, sent':>19}"
           f" {'rain kept: PSNR, sent':>22} {'below input: default, gate, change, rain kept':>47}")  # fmt: skip
-    for protocol in args.protocols:
-        for test_set in get_protocol(protocol).sets:
-            root = test_set.locate(args.data_root)
-            if root is None:
-                print(f"{test_set.name:<16} data missing")
-                continue
-            cols: dict[str, list[float]] = {"input": [], "default": [], "gate": [], "change": [], "rain": []}
-            sent = {"gate": 0, "change": 0, "rain": 0}
-            for i, sample in enumerate(iter_samples(test_set, root, args.cache)):
-                if i % args.every:
-                    continue
-                lq = (sample.lq.clamp(0, 1) * 255).round() / 255
-                ((restored, plan),) = model.restore_planned(lq, strength=1)
-                full = float(psnr(restored.clamp(0, 1), sample.gt)[0])
-                kept = float(psnr(lq, sample.gt)[0])
-                model_change = float(psnr(restored.clamp(0, 1), lq)[0])
-                little = model_change >= SMALL_CHANGE_DB
-                looks_clean = plan.tone != "free" and plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE
-                left = looks_clean and little
-                fine = fine_change = None
-                if model_change >= args.look_from:  # the companion's figures for the CSV, a little beyond the route
-                    out = companion.restore_tensor(lq, task="camera-noise", strength=1)
-                    fine = float(psnr(out.clamp(0, 1), sample.gt)[0])
-                    fine_change = float(psnr(out.clamp(0, 1), lq)[0])
-                rows.append(
-                    {
-                        "set": test_set.name,
-                        "index": i,
-                        "input": kept,
-                        "model": full,
-                        "companion": fine,
-                        "model_change": model_change,
-                        "companion_change": fine_change,
-                        "clean": plan.clean,
-                        "hint": plan.hint,
-                        "tone": plan.tone,
-                    }
-                )
-                cols["input"].append(kept)
-                cols["default"].append(kept if left else full)
-                fine = fine if little else None
-                cols["gate"].append(fine if left else full)
-                cols["change"].append(fine if little else full)
-                rain_kept = little and fine_route(plan)  # the API's route: not rain, not underexposed
-                cols["rain"].append(fine if rain_kept else full)
-                sent["gate"] += left
-                sent["change"] += little
-                sent["rain"] += rain_kept
-            below = {k: sum(v < x - 1e-6 for v, x in zip(cols[k], cols["input"], strict=True)) for k in cols}
-            n = len(cols["input"])
-            print(
-                f"{test_set.name:<16} {n:>3} {_mean(cols['input']):>7} {_mean(cols['default']):>8}"
-                f" {_mean(cols['gate']):>12} {sent['gate']:>4} {_mean(cols['change']):>14} {sent['change']:>4}"
-                f" {_mean(cols['rain']):>17} {sent['rain']:>4}"
-                f" {below['default']:>10}, {below['gate']}, {below['change']}, {below['rain']}",
-                flush=True,
+    for test_set, samples in sampled_sets(args.protocols, args.data_root, args.cache, args.every):
+        if samples is None:
+            print(f"{test_set.name:<16} data missing")
+            continue
+        cols: dict[str, list[float]] = {"input": [], "default": [], "gate": [], "change": [], "rain": []}
+        sent = {"gate": 0, "change": 0, "rain": 0}
+        for i, sample, lq in samples:
+            ((restored, plan),) = model.restore_planned(lq, strength=1)
+            full = float(psnr(restored.clamp(0, 1), sample.gt)[0])
+            kept = float(psnr(lq, sample.gt)[0])
+            model_change = float(psnr(restored.clamp(0, 1), lq)[0])
+            little = model_change >= SMALL_CHANGE_DB
+            looks_clean = plan.tone != "free" and plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE
+            left = looks_clean and little
+            fine = fine_change = None
+            if model_change >= args.look_from:  # the companion's figures for the CSV, a little beyond the route
+                out = companion.restore_tensor(lq, task="camera-noise", strength=1)
+                fine = float(psnr(out.clamp(0, 1), sample.gt)[0])
+                fine_change = float(psnr(out.clamp(0, 1), lq)[0])
+            rows.append(
+                {
+                    "set": test_set.name,
+                    "index": i,
+                    "input": kept,
+                    "model": full,
+                    "companion": fine,
+                    "model_change": model_change,
+                    "companion_change": fine_change,
+                    "clean": plan.clean,
+                    "hint": plan.hint,
+                    "tone": plan.tone,
+                }
             )
+            cols["input"].append(kept)
+            cols["default"].append(kept if left else full)
+            fine = fine if little else None
+            cols["gate"].append(fine if left else full)
+            cols["change"].append(fine if little else full)
+            rain_kept = little and fine_route(plan)  # the API's route: not rain, not underexposed
+            cols["rain"].append(fine if rain_kept else full)
+            sent["gate"] += left
+            sent["change"] += little
+            sent["rain"] += rain_kept
+        below = {k: sum(v < x - 1e-6 for v, x in zip(cols[k], cols["input"], strict=True)) for k in cols}
+        n = len(cols["input"])
+        print(
+            f"{test_set.name:<16} {n:>3} {_mean(cols['input']):>7} {_mean(cols['default']):>8}"
+            f" {_mean(cols['gate']):>12} {sent['gate']:>4} {_mean(cols['change']):>14} {sent['change']:>4}"
+            f" {_mean(cols['rain']):>17} {sent['rain']:>4}"
+            f" {below['default']:>10}, {below['gate']}, {below['change']}, {below['rain']}",
+            flush=True,
+        )
     if args.per_image is not None and rows:
         with args.per_image.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

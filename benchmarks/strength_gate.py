@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from uir.api import SMALL_CHANGE_DB, load
-from uir.benchmarks import get_protocol, iter_samples
+from uir.benchmarks import sampled_sets
 from uir.inspection import CLEAN_CONFIDENCE
 from uir.metrics import psnr
 
@@ -62,33 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         f"{'set':<18} {'n':>3} {'full':>7}  "
         + "  ".join(f"{'>=' + format(t, 'g'):>6} left   PSNR     Δ" for t in args.thresholds)
     )
-    for protocol in args.protocols:
-        for test_set in get_protocol(protocol).sets:
-            root = test_set.locate(args.data_root)
-            if root is None:
-                print(f"{test_set.name:<18} data missing")
-                continue
-            full, kept, clean, change = [], [], [], []
-            for i, sample in enumerate(iter_samples(test_set, root, args.cache)):
-                if i % args.every:
-                    continue
-                lq = (sample.lq.clamp(0, 1) * 255).round() / 255
-                ((restored, plan),) = model.restore_planned(lq, strength=1)
-                full.append(float(psnr(restored.clamp(0, 1), sample.gt)[0]))
-                kept.append(float(psnr(lq, sample.gt)[0]))
-                clean.append(plan.clean if plan.tone != "free" and plan.clean is not None else 0.0)
-                change.append(float(psnr(restored.clamp(0, 1), lq)[0]))
-            base, _ = _mean(full)
-            for db in args.min_change:
-                cells = []
-                for t in args.thresholds:
-                    left = [c >= t and d >= db for c, d in zip(clean, change, strict=True)]
-                    mean, same = _mean([k if g else f for f, k, g in zip(full, kept, left, strict=True)])
-                    cells.append(
-                        f"{sum(left):>6}/{len(full):<3} {mean:6.2f} {mean - base:+5.2f}" + ("*" if same else " ")
-                    )
-                name = test_set.name + (f" ≥{db:g}dB" if db else "")
-                print(f"{name:<18} {len(full):>3} {base:7.2f}  " + "  ".join(cells), flush=True)
+    for test_set, samples in sampled_sets(args.protocols, args.data_root, args.cache, args.every):
+        if samples is None:
+            print(f"{test_set.name:<18} data missing")
+            continue
+        full, kept, clean, change = [], [], [], []
+        for _, sample, lq in samples:
+            ((restored, plan),) = model.restore_planned(lq, strength=1)
+            full.append(float(psnr(restored.clamp(0, 1), sample.gt)[0]))
+            kept.append(float(psnr(lq, sample.gt)[0]))
+            clean.append(plan.clean if plan.tone != "free" and plan.clean is not None else 0.0)
+            change.append(float(psnr(restored.clamp(0, 1), lq)[0]))
+        base, _ = _mean(full)
+        for db in args.min_change:
+            cells = []
+            for t in args.thresholds:
+                left = [c >= t and d >= db for c, d in zip(clean, change, strict=True)]
+                mean, same = _mean([k if g else f for f, k, g in zip(full, kept, left, strict=True)])
+                cells.append(f"{sum(left):>6}/{len(full):<3} {mean:6.2f} {mean - base:+5.2f}" + ("*" if same else " "))
+            name = test_set.name + (f" ≥{db:g}dB" if db else "")
+            print(f"{name:<18} {len(full):>3} {base:7.2f}  " + "  ".join(cells), flush=True)
     print("* the mean is over the images that were restored: the others are identical to their reference (inf)")
     return 0
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from conftest import load_script, smooth_photo
-from uir.benchmarks import CLEAN_TASK, PROTOCOLS, get_protocol, synthesize
+from uir.benchmarks import CLEAN_TASK, PROTOCOLS, get_protocol, sampled_sets, synthesize
 from uir.cli import main
 from uir.errors import UirError
 
@@ -197,3 +197,9 @@ def test_compare_runs_over_seeds_means_each_pair_and_the_sets(
                     "| average | +0.50 | +0.50 | +0.50 ± 0.00 |"]  # fmt: skip
     with pytest.raises(SystemExit, match="needs two files"):
         compare.main([a0, "--seed-pair", a1, b1])
+
+
+def test_sampled_sets_names_every_set_and_says_when_its_data_is_missing(tmp_path: Path) -> None:
+    found = list(sampled_sets(["3d", "real-noise"], tmp_path, tmp_path / "cache"))
+    expected = [s.name for p in ("3d", "real-noise") for s in get_protocol(p).sets]
+    assert [s.name for s, _ in found] == expected and all(samples is None for _, samples in found)

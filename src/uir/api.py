@@ -514,10 +514,10 @@ def load(model: str = "default", device: str = "cpu", engine: str = "torch", com
     if engine == "onnx":
         from uir.export import load_onnx_engine  # heavy: the restorer catalog and the exporter
 
-        fine = None if spec is None else load_onnx_engine(spec, device=device)
-        return Model(load_onnx_engine(model, device=device), "cpu", fine)
-    fine = None if spec is None else load_restorer(spec, device=device)
-    return Model(load_restorer(model, device=device), device, fine)
+        main = load_onnx_engine(model, device=device)
+        return Model(main, "cpu", None if spec is None else load_onnx_engine(spec, device=device))
+    main = load_restorer(model, device=device)
+    return Model(main, device, None if spec is None else load_restorer(spec, device=device))
 
 
 def _companion_spec(model: str, companion: str | None) -> str | None:

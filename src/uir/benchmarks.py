@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -274,6 +274,24 @@ def iter_samples(test_set: TestSet, root: Path, cache_dir: Path, limit: int | No
                 f"{test_set.name}/{name}: degraded {tuple(lq.shape[1:])} and clean {tuple(gt.shape[1:])} differ in size"
             )
         yield Sample(name, lq.unsqueeze(0), None if gt is None else gt.unsqueeze(0))
+
+
+def sampled_sets(
+    protocols: Sequence[str], data_root: Path, cache_dir: Path, every: int = 1
+) -> Iterator[tuple[TestSet, Iterator[tuple[int, Sample, torch.Tensor]] | None]]:
+    """Each set of ``protocols`` with its every ``every``-th sample: its index in the set, the sample, and its input
+    rounded to 8 bits (as a photo saved to disk would be); ``None`` instead when the set's data is not under
+    ``data_root``. What the benchmark scripts that score a pipeline image by image loop over."""
+    for protocol in protocols:
+        for test_set in get_protocol(protocol).sets:
+            root = test_set.locate(data_root)
+            samples = None if root is None else iter_samples(test_set, root, cache_dir)
+            yield (
+                test_set,
+                None
+                if samples is None
+                else ((i, s, (s.lq.clamp(0, 1) * 255).round() / 255) for i, s in enumerate(samples) if i % every == 0),
+            )
 
 
 def _n(length: int, limit: int | None) -> int:
