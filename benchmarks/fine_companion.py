@@ -13,24 +13,29 @@ Prints per set the mean PSNR of the default settings and of each route, how many
 and how many come out below their input each way. Fidelity's clean set has the input as its reference: an image left as
 it is scores ``inf``, so there the mean is over the images that were changed and the count says how many were not.
 
-The measurement behind ``uir.api``'s route (``Model.companion``, ``fine_route``: the *rain kept* route, less the
-clean-looking photos the gate leaves as they are); the pipeline itself is scored by ``uir eval --task auto``.
-``--per-image FILE`` writes per image the figures the routes are decided by (the model's and the companion's PSNR
-and change, the analysis' clean probability and likeliest type), with the companion's for every image whose model
-output is at least ``--look-from`` dB (PSNR) from it, so other thresholds can be weighed without running the networks
-again:
-``--weigh FILE`` reads one and prints, per set, what ``uir.api``'s route gives (``SMALL_CHANGE_DB``, ``fine_route``;
-clean-looking photos the model changes little left as they are), and what sending those to the companion too would
-give, with each gate of ``--gates`` leaving the ones it changes little (PSNR at least the gate; ``inf``: none left).
+The measurement behind ``uir.api``'s route (``Model.companion``, ``fine_route``, ``route``); the pipeline itself is
+scored by ``uir eval --task auto``. ``--per-image FILE`` writes per image the figures the routes are decided by (the
+model's and the companion's PSNR and change, the grain the companion finds in the flat parts, the analysis' clean
+probability and likeliest type), with the companion's for every image whose likeliest type is clean or whose model
+output is at least ``--look-from`` dB (PSNR) from it (``--look-from 0``: every image), so other thresholds can be
+weighed without running the networks again:
+``--weigh FILE`` reads one and prints, per set, what ``uir.api``'s route gives (``uir.api.route``: clean-looking
+photos the model changes little left as they are unless the companion finds grain, ``GRAIN_FLOOR``), and what sending
+those to the companion whatever their grain would give, with each gate of ``--gates`` leaving the ones it changes
+little (PSNR at least the gate; ``inf``: none left). ``--crossover`` prints, per level of white and camera noise on
+CBSD68, the model's and the companion's PSNR and the grain found (``GRAIN_CEILING``).
 
-    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --per-image runs/fc.csv
-    python benchmarks/fine_companion.py --weigh runs/fc.csv --gates 40 45 inf
+    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 \
+        --pairs runs/darkset/srgb-x0.6/lq runs/darkset/srgb-x0.6/gt --per-image runs/fc.csv
+    python benchmarks/fine_companion.py --weigh runs/fc.csv --gates 45 inf
+    python benchmarks/fine_companion.py --data-root ../shared/data --crossover
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import math
 import os
 import statistics
@@ -38,10 +43,14 @@ from pathlib import Path
 
 import torch
 
-from uir.api import SMALL_CHANGE_DB, Plan, fine_route, load
-from uir.benchmarks import sampled_sets
-from uir.inspection import CLEAN_CONFIDENCE
+from uir.api import SMALL_CHANGE_DB, Plan, fine_route, load, route
+from uir.benchmarks import Protocol, pairs_protocol, sampled_sets
+from uir.degradations import Mix, apply
+from uir.inspection import CLEAN, CLEAN_CONFIDENCE
+from uir.io import read_image
 from uir.metrics import psnr
+from uir.metrics.estimates import residual_grain
+from uir.restore import guard_tone, restore_tensor
 
 
 def _mean(values: list[float]) -> str:
@@ -57,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default")
     p.add_argument("--companion", help="the fine-damage network (a model file or name)")
     p.add_argument("--protocols", nargs="+", default=["real-noise", "fidelity", "uir-5d"])
+    p.add_argument(
+        "--pairs",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("LQ_DIR", "GT_DIR"),
+        help="also a folder of pairs (repeatable), e.g. scripts/make_dark_photos.py's",
+    )
     p.add_argument("--every", type=int, default=1, help="take every n-th image of a set (a quicker look)")
     p.add_argument("--cache", type=Path, default=Path("runs/tone-guard-cache"), help="synthetic sets' cache")
     p.add_argument("--per-image", type=Path, help="also write a CSV: per image the figures a route is decided by")
@@ -69,9 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--weigh", type=Path, help="print the API's route from a --per-image CSV (no network runs)")
     p.add_argument("--gates", type=float, nargs="*", default=[45.0, math.inf])
+    p.add_argument(
+        "--crossover",
+        action="store_true",
+        help="where the model overtakes the companion: both on CBSD68 (every 9th) with white noise and camera noise",
+    )
     args = p.parse_args(argv)
     if args.weigh is not None:
         return weigh(args.weigh, args.gates)
+    if args.crossover:
+        return crossover(args)
     if args.companion is None:
         raise SystemExit("fine_companion: say which network is the companion with --companion")
     if args.data_root is None or not args.data_root.is_dir():
@@ -82,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     print(f"{'set':<16} {'n':>3} {'input':>7} {'default':>8} {'gate: PSNR, sent':>17} {'change: PSNR, sent':>19}"
           f" {'rain kept: PSNR, sent':>22} {'below input: default, gate, change, rain kept':>47}")  # fmt: skip
-    for test_set, samples in sampled_sets(args.protocols, args.data_root, args.cache, args.every):
+    protocols: list[str | Protocol] = [*args.protocols, *(pairs_protocol(Path(a), Path(b)) for a, b in args.pairs)]
+    for test_set, samples in sampled_sets(protocols, args.data_root, args.cache, args.every):
         if samples is None:
             print(f"{test_set.name:<16} data missing")
             continue
@@ -96,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
             little = model_change >= SMALL_CHANGE_DB
             looks_clean = plan.tone != "free" and plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE
             left = looks_clean and little
-            fine = fine_change = None
-            if model_change >= args.look_from:  # the companion's figures for the CSV, a little beyond the route
+            fine = fine_change = grain = None
+            if model_change >= args.look_from or plan.hint == CLEAN:  # the companion's figures: the route's and more
                 out = companion.restore_tensor(lq, task="camera-noise", strength=1)
                 fine = float(psnr(out.clamp(0, 1), sample.gt)[0])
                 fine_change = float(psnr(out.clamp(0, 1), lq)[0])
+                grain = float(residual_grain(lq, out.clamp(0, 1))[0])
             rows.append(
                 {
                     "set": test_set.name,
@@ -110,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                     "companion": fine,
                     "model_change": model_change,
                     "companion_change": fine_change,
+                    "grain": grain,
                     "clean": plan.clean,
                     "hint": plan.hint,
                     "tone": plan.tone,
@@ -166,18 +193,24 @@ def weigh(path: Path, gates: list[float]) -> int:
         for gate in [None, API, *gates]:
             values, sent, left = [], 0, 0
             for r in group:
+                if gate == API:
+                    out, by = api_route(r, path)
+                    sent += by == "companion"
+                    left += by is None
+                    values.append(out)
+                    continue
                 model, change, clean = float(r["model"]), float(r["model_change"]), _number(r["clean"])
                 fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
                 looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
                 plan = Plan(("auto",), r["tone"], "", hint=r["hint"])
                 little = change >= SMALL_CHANGE_DB
-                routed = gate is not None and little and fine_route(plan) and not (gate == API and looks_clean)
+                routed = gate is not None and little and fine_route(plan)
                 if routed and fine is None:
                     raise SystemExit(f"fine_companion: {path} lacks the companion's figures (--look-from above 35?)")
-                if routed and gate != API:
+                if routed:
                     stays, out = looks_clean and fine_change is not None and fine_change >= gate, fine
                 else:
-                    stays, out = looks_clean and little, fine if routed else model
+                    stays, out = looks_clean and little, model
                 sent += routed
                 left += stays
                 values.append(float(r["input"]) if stays else out)
@@ -202,6 +235,58 @@ def weigh(path: Path, gates: list[float]) -> int:
                 f" {sum(r['hint'] == 'clean' for r in group)} of {len(group)}"
             )
     return 0
+
+
+def crossover(args: argparse.Namespace) -> int:
+    """Per noise level, the mean PSNR of the model (tone guard ``no-brightening``) and of the companion (``keep``) on
+    every 9th CBSD68 photo, with the grain the companion finds (``residual_grain``): the evidence for
+    ``uir.api.GRAIN_CEILING``. Camera noise: the engine's ``camera-noise`` with the companion's training parameters."""
+    if args.data_root is None or not (args.data_root / "denoise/CBSD68").is_dir():
+        raise SystemExit("fine_companion: --crossover needs CBSD68 under --data-root (denoise/CBSD68)")
+    torch.set_grad_enabled(False)
+    model = load(args.model, companion="auto" if args.companion is None else args.companion)
+    if model.companion is None:
+        raise SystemExit(f"fine_companion: {args.model} has no companion; name one with --companion")
+    photos = [read_image(p).image for p in sorted((args.data_root / "denoise/CBSD68").glob("*.png"))[::9]]
+    camera = {"camera-noise": {"camera-noise": {"nr": 1.0, "quality": 75, "chroma_nr": 6.0}}}
+    print(f"model {model.name}, companion {model.companion.name}, {len(photos)} photos")
+    print(f"{'damage':<18} {'input':>6} {'model':>6} {'companion':>9} {'grain (min-max)':>20} {'companion ahead':>16}")
+    for kind, level in [
+        *(("camera noise", s) for s in (0.2, 0.4, 0.55, 0.7, 1.0)),
+        *(("white σ", s) for s in (5, 10, 15, 20, 25)),
+    ]:
+        rows = []
+        for k, gt in enumerate(photos):
+            generator = torch.Generator().manual_seed(k)
+            if kind == "camera noise":
+                lq = apply(gt, Mix("crossover", {"camera-noise": 1.0}, (level, level), camera).draw(generator))
+            else:
+                lq = (gt + torch.randn(gt.shape, generator=generator) * level / 255).clamp(0, 1)
+            lq = (lq * 255).round() / 255
+            net = guard_tone(restore_tensor(model.restorer, lq), lq, "no-brightening").clamp(0, 1)
+            fine = guard_tone(restore_tensor(model.companion, lq), lq, "keep").clamp(0, 1)
+            rows.append([float(psnr(x, gt)[0]) for x in (lq, net, fine)] + [float(residual_grain(lq, fine)[0])])
+        t = torch.tensor(rows)
+        grain = f"{t[:, 3].mean():.2f} ({t[:, 3].min():.2f}-{t[:, 3].max():.2f})"
+        ahead = f"{int((t[:, 2] > t[:, 1]).sum())} of {len(t)}"
+        means = f"{t[:, 0].mean():6.2f} {t[:, 1].mean():6.2f} {t[:, 2].mean():9.2f}"
+        print(f"{kind + ' ' + f'{level:g}':<18} {means} {grain:>20} {ahead:>16}", flush=True)
+    return 0
+
+
+def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
+    """What ``uir.api.Model.restore_planned`` gives a CSV row under the default settings: the PSNR of the output and
+    who made it (``model``, ``companion``, or ``None``: the input left as it is), decided by ``uir.api.route``."""
+    clean, change = _number(r["clean"]), float(r["model_change"])
+    looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
+    plan = Plan(("auto",), r["tone"], "", hint=r["hint"], strength=0.0 if looks_clean else 1.0, restored_by="model")
+    ran = fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN)  # as restore_planned runs it
+    grain = _number(r.get("grain", ""))  # CSVs written before the grain test have no such column
+    if ran and grain is None:
+        raise SystemExit(f"fine_companion: {path} lacks the companion's figures for row {r['set']} {r['index']}")
+    plan = route(dataclasses.replace(plan, grain=grain if ran else None), change, "companion" if ran else None)
+    by = plan.restored_by
+    return {None: float(r["input"]), "model": float(r["model"])}.get(by, _number(r["companion"]) or 0.0), by
 
 
 def _deciles(values: list[float]) -> list[float]:

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", type=Path, help="the figure (.jpg or .png)")
     p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"))
-    p.add_argument("--photos", type=int, nargs="+", default=[92, 97, 99])
+    p.add_argument("--photos", type=int, nargs="+", default=[92, 99, 37])
     p.add_argument("--at", type=int, nargs=2, default=[208, 208], metavar=("Y", "X"), help="the crop's top left")
     p.add_argument("--side", type=int, default=96)
     args = p.parse_args(argv)

@@ -81,9 +81,44 @@ MUTANTS = (
         "companion-tone-unguarded",
         "the companion's output comes back without the tone guard's keep (its exposure drift kept)",
         "src/uir/api.py",
-        '                restored = guard_tone(fine, one, "keep")\n',
-        "                restored = fine\n",
+        "                fine = guard_tone(\n"
+        "                    restore_tensor(self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check), "
+        'one, "keep"\n'
+        "                )\n",
+        "                fine = restore_tensor(\n"
+        "                    self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check\n"
+        "                )\n",
         ("tests/test_companion.py::test_a_photo_the_model_changes_little_goes_to_the_companion_with_its_tone_kept",),
+    ),
+    Mutant(
+        "grain-ignored",
+        "a clean-looking photo with grain in its flat parts is left as it is (real noisy photos called clean)",
+        "src/uir/api.py",
+        "    grainy = plan.grain is not None and GRAIN_FLOOR <= plan.grain <= GRAIN_CEILING\n",
+        "    grainy = False\n",
+        (
+            "tests/test_companion.py::"
+            "test_a_clean_looking_photo_with_grain_goes_to_the_companion_however_much_the_model_changes_it",
+        ),
+    ),
+    Mutant(
+        "grain-no-ceiling",
+        "heavy noise on a clean-looking photo goes to the companion, which is behind the model there",
+        "src/uir/api.py",
+        "    grainy = plan.grain is not None and GRAIN_FLOOR <= plan.grain <= GRAIN_CEILING\n",
+        "    grainy = plan.grain is not None and GRAIN_FLOOR <= plan.grain\n",
+        (
+            "tests/test_companion.py::"
+            "test_a_clean_looking_photo_with_grain_goes_to_the_companion_however_much_the_model_changes_it",
+        ),
+    ),
+    Mutant(
+        "grain-from-texture",
+        "the grain is read where the image is most textured (fine texture taken for grain)",
+        "src/uir/metrics/estimates.py",
+        "        flattest = t.argsort()[: max(1, int(share * len(t)))]\n",
+        "        flattest = t.argsort(descending=True)[: max(1, int(share * len(t)))]\n",
+        ("tests/test_metrics.py::test_residual_grain_counts_what_is_taken_from_flat_parts_not_from_texture",),
     ),
     Mutant(
         "analysis-no-temperature",

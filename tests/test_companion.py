@@ -3,6 +3,7 @@ the exposure and colour kept; rain, named coarse damage and underexposed photos 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from PIL import Image
 
 from conftest import load_example, smooth_photo
 from uir.api import (
+    GRAIN_CEILING,
+    GRAIN_FLOOR,
     SMALL_CHANGE_DB,
     Model,
     Plan,
@@ -20,6 +23,7 @@ from uir.api import (
     fine_route,
     load,
     plan_for_tasks,
+    route,
 )
 from uir.cli import main
 from uir.inspection import Inspector
@@ -98,19 +102,53 @@ def test_rain_named_coarse_damage_and_underexposed_photos_stay_with_the_model() 
     assert fine.calls == 1 and plan.restored_by == "fine"
 
 
-def test_a_clean_looking_photo_the_model_changes_little_is_left_and_the_companion_does_not_run() -> None:
+def test_a_clean_looking_photo_is_left_when_the_companion_finds_no_grain_in_it() -> None:
     x = photo()
-    fine = Shift("fine", fine=rms(38))
+    fine = Shift("fine", fine=rms(50))  # about 0.8 of 255: under GRAIN_FLOOR
     model = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, fine)
     ((out, plan),) = model.restore_planned(x)
-    assert torch.equal(out, x) and plan.strength == 0.0 and plan.restored_by is None and fine.calls == 0, plan
+    assert torch.equal(out, x) and plan.strength == 0.0 and plan.restored_by is None and fine.calls == 1, plan
+    assert plan.grain is not None and 0.5 < plan.grain < GRAIN_FLOOR, plan
     assert plan.reason.endswith("and the model would change it little (38.0 dB from the input): left as it is")
     # The user asks for the full correction: the companion takes it.
     ((out, plan),) = model.restore_planned(x, strength=1)
-    assert fine.calls == 1 and plan.restored_by == "fine" and not torch.equal(out, x), plan
+    assert fine.calls == 2 and plan.restored_by == "fine" and not torch.equal(out, x), plan
     # A strength of 0 asked for: nothing runs.
     ((out, plan),) = model.restore_planned(x, strength=0)
-    assert torch.equal(out, x) and plan.restored_by is None and fine.calls == 1
+    assert torch.equal(out, x) and plan.restored_by is None and fine.calls == 2
+
+
+def test_a_clean_looking_photo_with_grain_goes_to_the_companion_however_much_the_model_changes_it() -> None:
+    x = photo()
+    fine = Shift("fine", fine=rms(40))  # white grain of about 2.5 of 255 taken out
+    model = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, fine)
+    ((out, plan),) = model.restore_planned(x)
+    assert plan.restored_by == "fine" and plan.strength == 1.0 and plan.tone == "keep", plan
+    assert GRAIN_FLOOR <= plan.grain <= GRAIN_CEILING and "fine finds grain in its flat parts" in plan.reason
+    assert 38 < change_db(out, x) < 42
+    # The model would change it much (its grid on a soft photo): the companion still, the likeliest type being clean.
+    much = pair({"clean": 0.6, "motion-blur": 0.4}, SMALL_CHANGE_DB - 5, fine)
+    ((out, plan),) = much.restore_planned(x)
+    assert plan.restored_by == "fine" and 38 < change_db(out, x) < 42, plan
+    # Heavier noise than the companion is for: the model's output.
+    heavy = Shift("heavy", fine=rms(25))
+    ((out, plan),) = pair({"clean": 0.6, "noise": 0.4}, SMALL_CHANGE_DB - 5, heavy).restore_planned(x)
+    assert heavy.calls == 1 and plan.grain > GRAIN_CEILING and plan.restored_by == "net", plan
+    # Another likeliest type: no companion where the model changes the photo much.
+    fine.calls = 0
+    ((out, plan),) = pair({"motion-blur": 0.6, "clean": 0.4}, SMALL_CHANGE_DB - 5, fine).restore_planned(x)
+    assert fine.calls == 0 and plan.restored_by == "net" and plan.grain is None
+
+
+def test_route_decides_from_the_change_and_the_grain() -> None:
+    plan = Plan(("auto",), "keep", "looks clean", hint="clean", strength=0.0, clean=0.9)
+    assert route(dataclasses.replace(plan, grain=3.0), 40.0, "fine").restored_by == "fine"
+    assert route(dataclasses.replace(plan, grain=3.0), 40.0, None).restored_by is None  # the companion did not run
+    assert route(dataclasses.replace(plan, grain=1.0), 40.0, "fine").restored_by is None
+    assert route(dataclasses.replace(plan, grain=1.0, restored_by="net"), 30.0, "fine").restored_by == "net"
+    assert route(dataclasses.replace(plan, grain=9.0, restored_by="net"), 30.0, "fine").restored_by == "net"
+    noisy = Plan(("auto",), "no-brightening", "", hint="noise", restored_by="net")
+    assert route(noisy, 36.0, "fine").restored_by == "fine" and route(noisy, 34.0, "fine").restored_by == "net"
 
 
 def test_load_attaches_the_shipped_companion_to_the_default_only() -> None:
@@ -148,7 +186,7 @@ def test_the_report_says_which_network_restored_the_photo(tmp_path: Path, capsys
     plan = json.loads((tmp_path / "pair" / "grain.json").read_text())["plan"]
     assert plan["restored_by"] == "nafnet-fr-fine" and plan["tone"] == "keep", plan
     assert "goes to nafnet-fr-fine" in plan["reason"]
-    assert "1 were restored by nafnet-fr-fine (the model would change them little)" in capsys.readouterr().err
+    assert "1 were restored by nafnet-fr-fine (fine damage: grain, compression)" in capsys.readouterr().err
     assert main([*args, "-o", str(tmp_path / "alone"), "--companion", "none"]) == 0
     plan = json.loads((tmp_path / "alone" / "grain.json").read_text())["plan"]
     assert plan["restored_by"] == "nafnet-fr-v2.1", plan
@@ -161,9 +199,10 @@ def test_the_default_pair_restores_grain_without_changing_the_exposure() -> None
     noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
     grainy = ((clean + 3 / 255 * noise).clamp(0, 1) * 255).round() / 255
     model = load("default")
-    ((out, plan),) = model.restore_planned(grainy, task="auto")  # faint white grain looks clean: left as it is
-    assert plan.restored_by is None and plan.strength == 0.0 and torch.equal(out, grainy), plan
-    ((out, plan),) = model.restore_planned(grainy, task="camera-noise")
-    assert plan.restored_by == "nafnet-fr-fine" and plan.strength == 1.0, plan
-    assert change_db(out, clean) > change_db(grainy, clean) + 1.0  # measured: 38.67 -> 40.64 dB
-    assert abs(float(out.mean() / grainy.mean()) - 1) < 0.001
+    for task in ("auto", "camera-noise"):  # under auto it looks clean (1.00), but the companion finds grain (1.71)
+        ((out, plan),) = model.restore_planned(grainy, task=task)
+        assert plan.restored_by == "nafnet-fr-fine" and plan.strength == 1.0, plan
+        assert change_db(out, clean) > change_db(grainy, clean) + 1.0  # measured: 38.67 -> 40.64 dB
+        assert abs(float(out.mean() / grainy.mean()) - 1) < 0.001
+    ((out, plan),) = model.restore_planned(clean, task="auto")  # the clean crop: left as it is
+    assert plan.restored_by is None and plan.grain < GRAIN_FLOOR and torch.equal(out, clean), plan

@@ -250,6 +250,38 @@ def test_noise_sigma_reads_the_noise_added_to_a_photo() -> None:
     assert float(noise_sigma(photo)) < 2.0  # measured 1.37
 
 
+def test_residual_grain_counts_what_is_taken_from_flat_parts_not_from_texture() -> None:
+    from uir.metrics.estimates import residual_grain
+
+    h, w = 96, 128
+    flat = torch.full((1, 3, h, w), 0.5)
+    textured = flat.clone()
+    stripes = 0.2 * torch.sin(torch.arange(w - w // 4) * 2.0)  # fine texture but in the left quarter
+    textured[..., w // 4 :] += stripes
+    generator = torch.Generator().manual_seed(0)
+    grain = torch.randn(textured.shape, generator=generator) * 4 / 255
+    # Grain everywhere, all of it taken out: its sigma.
+    assert float(residual_grain(textured + grain, textured)) == pytest.approx(4.0, abs=0.4)
+    # Half the texture taken out (a denoiser that smooths it): the flat quarter decides, nothing was taken there.
+    smoothed = flat.clone()
+    smoothed[..., w // 4 :] += stripes / 2
+    assert float(residual_grain(textured, smoothed)) == 0.0
+    assert float(residual_grain(textured, smoothed, share=1.0)) > 10  # every block: the texture counts
+    # Blocks near black or white do not count (clipped grain is smaller than it is).
+    dark = textured.clone()
+    dark[..., : h // 2, : w // 2] = 0.01
+    taken = torch.zeros_like(dark)
+    taken[..., : h // 2, : w // 2] = 6 / 255  # a change only in the near-black quarter
+    assert float(residual_grain(dark + taken, dark)) == 0.0
+    grey = dark.clone()
+    grey[..., : h // 2, : w // 2] = 0.5  # the same quarter at mid-grey: there it counts
+    assert float(residual_grain(grey + taken, grey)) == pytest.approx(6.0, abs=0.01)
+    with pytest.raises(ValueError, match="same shape"):
+        residual_grain(flat, flat[..., :-1])
+    with pytest.raises(ValueError, match="at least 16 pixels"):
+        residual_grain(flat[..., :8, :8], flat[..., :8, :8])
+
+
 def test_jpeg_quality_is_read_from_pixels_at_any_grid_offset_and_from_files() -> None:
     import io as bytes_io
 

@@ -16,7 +16,8 @@ little, as they are and restores the rest fully. See ``Model.plan``.
 
 The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
 change little and that does not look clean (real camera grain, most often) goes to it instead, with its exposure and
-colour kept (``fine_route``; a strength given as a number then scales the companion's correction);
+colour kept (``fine_route``; a strength given as a number then scales the companion's correction), and so does a photo
+whose likeliest type is clean where the companion finds grain in its flat parts (``route``, ``GRAIN_FLOOR``);
 ``Plan.restored_by`` says which network's output came back.
 
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
@@ -59,9 +60,11 @@ from uir.inspection import (
     LOW_LIGHT_MEAN,
     Inspection,
     Inspector,
+    center_crop,
     is_underexposed,
     low_light_probability,
 )
+from uir.metrics.estimates import residual_grain
 from uir.restore import apply_strength, guard_tone, restore_tensor
 
 logger = logging.getLogger(__name__)
@@ -150,6 +153,8 @@ class Plan:
         restored_by: the network whose output came back: the model's, or its fine-damage companion's (see
             ``Model.companion``); ``None`` when the input came back (a strength of 0 asked for, or a clean-looking
             photo left as it is).
+        grain: the grain the companion found in the photo's flat parts (``uir.metrics.estimates.residual_grain``,
+            8-bit units), where it ran; ``None`` otherwise.
     """
 
     task: tuple[str, ...]
@@ -161,6 +166,7 @@ class Plan:
     strength: float = 1.0
     clean: float | None = None
     restored_by: str | None = None
+    grain: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "task": list(self.task)}
@@ -189,7 +195,9 @@ class Model:
         device: where its tensors go.
         companion: a second ``Restorer`` for fine damage (``load`` attaches the shipped one to ``default``): a photo
             the model changes little, under a task that allows it (``fine_route``), is restored by the companion
-            instead, except one that strength ``auto`` leaves as it is (it looks clean).
+            instead, except one that strength ``auto`` leaves as it is (it looks clean, and the companion finds no
+            grain in it); under ``task="auto"`` a photo whose likeliest type is clean goes to it where it finds grain
+            (``route``).
 
     Attributes:
         name: the model's name (``nafnet-fr-v2.1`` for ``default``).
@@ -265,16 +273,17 @@ class Model:
             restored = guard_tone(restored, one, plan.tone)
             change = change_db(restored, one)
             plan = dataclasses.replace(plan, restored_by=self.name)
-            if plan.strength == 0.0:  # auto: looks clean; left as it is only if the model changes it little
-                plan = _confirm_clean(plan, change)
-            elif self.companion is not None and change >= SMALL_CHANGE_DB and fine_route(plan):
-                fine = restore_tensor(self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check)
-                restored = guard_tone(fine, one, "keep")
-                said = (
-                    f"{plan.reason}; {self.name} would change it little ({change:.1f} dB from the input): its fine "
-                    f"damage (grain, compression) goes to {self.companion.name}, exposure and colour kept"
+            fine = None
+            if self.companion is not None and fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN):
+                fine = guard_tone(
+                    restore_tensor(self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check), one, "keep"
                 )
-                plan = dataclasses.replace(plan, tone="keep", reason=said, restored_by=self.companion.name)
+                plan = dataclasses.replace(plan, grain=_grain(one, fine))
+            plan = route(plan, change, None if fine is None else self.companion.name)
+            if plan.restored_by is None:
+                restored = one.clone()
+            elif fine is not None and plan.restored_by == self.companion.name:
+                restored = fine
             results.append((apply_strength(restored, one, plan.strength), plan))
         return results
 
@@ -293,9 +302,9 @@ class Model:
         Strength: a number is applied as given. ``auto`` with ``task="auto"`` leaves the photo as it is where the
         analysis calls it clean with probability >= ``uir.inspection.CLEAN_CONFIDENCE`` (and it is not
         underexposed) *and* the model would change it little (its output at least ``SMALL_CHANGE_DB`` from its input:
-        ``restore_planned`` checks this after running it, so the plan's strength 0 is provisional there; such a photo
-        never goes to the companion); it
-        applies the full correction otherwise, and with named tasks (the user says the photo is damaged).
+        ``restore_planned`` checks this after running it, so the plan's strength 0 is provisional there, and the
+        companion's grain too: ``route``); it applies the full correction otherwise, and with named tasks (the user
+        says the photo is damaged).
         """
         names, strength = check_task(task), check_strength(strength)
         plan = self._tone_plan(image, names)
@@ -426,8 +435,9 @@ little it changes them: light rain is what it changes little and the companion d
 def fine_route(plan: Plan) -> bool:
     """Whether a photo that the model changes little (``SMALL_CHANGE_DB``) goes to the model's fine-damage companion:
     under ``task="auto"`` unless it looks underexposed (tone ``free``) or its likeliest type is in
-    ``FINE_ROUTE_KEEPS``; with named tasks, when every one is in ``COMPANION_TASKS``. (Under strength ``auto`` a
-    photo that looks clean and that the model changes little is left as it is instead: ``Model.restore_planned``.)
+    ``FINE_ROUTE_KEEPS``; with named tasks, when every one is in ``COMPANION_TASKS``. Under ``task="auto"`` the
+    companion also runs on a photo whose likeliest type is clean, however the model changes it, to measure its grain.
+    Who restores it is then ``route``'s decision (a photo that looks clean and has no grain is left as it is).
 
     Example:
         >>> fine_route(Plan(("auto",), "no-brightening", "", hint="clean")), fine_route(plan_for_tasks(["haze"]))
@@ -444,14 +454,68 @@ def change_db(restored: Tensor, source: Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
-def _confirm_clean(plan: Plan, change: float) -> Plan:
-    """A provisional ``strength 0`` plan kept if the model's output is ``change`` dB from the input and that is at least
-    ``SMALL_CHANGE_DB``; else the full correction, with the reason said."""
-    if change >= SMALL_CHANGE_DB:
-        said = f"{plan.reason} and the model would change it little ({change:.1f} dB from the input): left as it is"
-        return dataclasses.replace(plan, reason=said, restored_by=None)
-    said = f"{plan.reason}, but the model changes it much ({change:.1f} dB from the input): restored"
-    return dataclasses.replace(plan, strength=1.0, reason=said)
+GRAIN_FLOOR = 1.5
+"""A photo whose likeliest type is clean goes to the companion when the grain it finds in the photo's flat parts
+(``Plan.grain``) is at least this (8-bit units), however the model would change it and however clean it looks: the
+analysis calls real noisy photos clean (RNI15's ``Movie``, ``Stars``, ``Boy``: 0.91-0.995, grain 4.5-5.3), and the
+model changes some soft PolyU crops much (adding its grid). Clean photos stay under it: CBSD68 at most 1.22, its JPEGs
+1.00, the dark CBSD68 sets 1.12 but one (2.35), ``examples/clean`` 0.97 (``python benchmarks/fine_companion.py
+--data-root ../shared/data --companion nafnet-fr-fine --look-from 0 --per-image runs/fc.csv`` prints the grain per
+image; ``--weigh runs/fc.csv`` the route)."""
+
+GRAIN_CEILING = 8.0
+"""Above this grain the model keeps a photo whose likeliest type is clean: on white noise the companion is level with
+the model up to σ 10 (grain 6-9) and behind it from σ 15 (grain 12-14: ``python benchmarks/fine_companion.py
+--crossover``)."""
+
+
+def _grain(image: Tensor, fine: Tensor) -> float | None:
+    """``residual_grain`` of ``(1, 3, H, W)`` and its companion's output on their centre crop of at most
+    ``GRAIN_SIDE`` a side (memory stays bounded on large photos); ``None`` for images under 16 pixels a side."""
+    if min(image.shape[-2:]) < 16:
+        return None
+    crops = center_crop(image, GRAIN_SIDE), center_crop(fine.clamp(0, 1), GRAIN_SIDE)
+    return round(float(residual_grain(*crops)[0]), 2)
+
+
+GRAIN_SIDE = 1024
+
+
+def route(plan: Plan, change: float, companion: str | None) -> Plan:
+    """Whose output comes back, given the model's ``change`` from the input (PSNR, dB) and ``plan.grain`` (set where
+    the companion ran; ``companion`` is its name, ``None`` where it did not run): the returned plan's ``restored_by``
+    (``None``: the input, left as it is) with its reason, strength and tone.
+
+    1. The likeliest type is clean and the companion found grain of ``GRAIN_FLOOR``-``GRAIN_CEILING``: the
+       companion's (a photo that looks clean but carries grain).
+    2. A provisional strength 0 (strength ``auto``, the photo looks clean): the input if the model changes it
+       little (``SMALL_CHANGE_DB``), else the model's at full strength.
+    3. The model changes it little and the companion ran: the companion's (``fine_route``: fine damage).
+    4. Otherwise the model's.
+
+    Example:
+        >>> plan = Plan(("auto",), "keep", "looks clean", hint="clean", strength=0.0, grain=2.4)
+        >>> route(plan, 44.0, "nafnet-fr-fine").restored_by, route(plan, 44.0, "nafnet-fr-fine").strength
+        ('nafnet-fr-fine', 1.0)
+        >>> route(dataclasses.replace(plan, grain=0.6), 44.0, "nafnet-fr-fine").restored_by is None
+        True
+    """
+    fine = f"its fine damage (grain, compression) goes to {companion}, exposure and colour kept"
+    grainy = plan.grain is not None and GRAIN_FLOOR <= plan.grain <= GRAIN_CEILING
+    if companion is not None and plan.hint == CLEAN and grainy:
+        said = f"{plan.reason}, but {companion} finds grain in its flat parts ({plan.grain:.1f} of 255): {fine}"
+        strength = 1.0 if plan.strength == 0.0 else plan.strength
+        return dataclasses.replace(plan, tone="keep", reason=said, restored_by=companion, strength=strength)
+    if plan.strength == 0.0:
+        if change >= SMALL_CHANGE_DB:
+            said = f"{plan.reason} and the model would change it little ({change:.1f} dB from the input): left as it is"
+            return dataclasses.replace(plan, reason=said, restored_by=None)
+        said = f"{plan.reason}, but the model changes it much ({change:.1f} dB from the input): restored"
+        return dataclasses.replace(plan, strength=1.0, reason=said)
+    if companion is not None and change >= SMALL_CHANGE_DB:
+        said = f"{plan.reason}; {plan.restored_by} would change it little ({change:.1f} dB from the input): {fine}"
+        return dataclasses.replace(plan, tone="keep", reason=said, restored_by=companion)
+    return plan
 
 
 class PipelineRestorer:

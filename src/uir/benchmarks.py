@@ -277,13 +277,14 @@ def iter_samples(test_set: TestSet, root: Path, cache_dir: Path, limit: int | No
 
 
 def sampled_sets(
-    protocols: Sequence[str], data_root: Path, cache_dir: Path, every: int = 1
+    protocols: Sequence[str | Protocol], data_root: Path, cache_dir: Path, every: int = 1
 ) -> Iterator[tuple[TestSet, Iterator[tuple[int, Sample, torch.Tensor]] | None]]:
-    """Each set of ``protocols`` with its every ``every``-th sample: its index in the set, the sample, and its input
-    rounded to 8 bits (as a photo saved to disk would be); ``None`` instead when the set's data is not under
-    ``data_root``. What the benchmark scripts that score a pipeline image by image loop over."""
+    """Each set of ``protocols`` (names, or ``Protocol``s such as ``pairs_protocol``'s) with its every ``every``-th
+    sample: its index in the set, the sample, and its input rounded to 8 bits (as a photo saved to disk would be);
+    ``None`` instead when the set's data is not under ``data_root``. What the benchmark scripts that score a pipeline
+    image by image loop over."""
     for protocol in protocols:
-        for test_set in get_protocol(protocol).sets:
+        for test_set in (get_protocol(protocol) if isinstance(protocol, str) else protocol).sets:
             root = test_set.locate(data_root)
             samples = None if root is None else iter_samples(test_set, root, cache_dir)
             yield (

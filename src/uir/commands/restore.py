@@ -53,10 +53,11 @@ with high confidence and the model would change it little (the report says so), 
 
 Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo whose
 restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG) is restored by the
-companion instead, its exposure and colour kept: under --task auto unless the photo looks underexposed, its
-likeliest type is rain streaks, or it looks clean (then --strength auto leaves it as it is); with --task naming only
-noise, camera-noise or jpeg; at any --strength. The report's `restored_by` says which network's output came back;
---companion none turns it off.
+companion instead, its exposure and colour kept: under --task auto unless the photo looks underexposed or its
+likeliest type is rain streaks; with --task naming only noise, camera-noise or jpeg; at any --strength. Under --task
+auto a photo that looks clean goes to it too when the companion finds grain in its flat parts (1.5-8 of 255; the
+report's `grain`); without grain, --strength auto leaves it as it is. The report's `restored_by` says which
+network's output came back; --companion none turns it off.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
@@ -194,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"uir: {len(untouched)} looked clean and were left as they are: {said}", file=sys.stderr)
         if finer and model.companion is not None:
             said = ", ".join(p.name for p in finer[:5]) + (", ..." if len(finer) > 5 else "")
-            who = f"{model.companion.name} (the model would change them little)"
+            who = f"{model.companion.name} (fine damage: grain, compression)"
             print(f"uir: {len(finer)} were restored by {who}: {said}", file=sys.stderr)
     return code
 
