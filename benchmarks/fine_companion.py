@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             fine = fine if little else None
             cols["gate"].append(fine if left else full)
             cols["change"].append(fine if little else full)
-            rain_kept = little and fine_route(plan)  # the API's route: not rain, not underexposed
+            rain_kept = little and fine_route(plan)  # the first API route: not rain, not underexposed
             cols["rain"].append(fine if rain_kept else full)
             sent["gate"] += left
             sent["change"] += little
@@ -177,10 +177,10 @@ API = "api"
 
 
 def weigh(path: Path, gates: list[float]) -> int:
-    """Per set: what ``uir.api.Model.restore_planned`` decides (clean-looking photos the model changes little left as
-    they are, the other photos it changes little sent to the companion by ``fine_route``), from the CSV's figures:
-    mean PSNR, images below their input, sent to the companion, left as they are; then the same with clean-looking
-    photos sent too, each ``gate`` of ``gates`` leaving those the companion changes by less (PSNR >= gate)."""
+    """Per set: what ``uir.api.Model.restore_planned`` decides (``api_route``: ``uir.api.route`` with the grain test),
+    from the CSV's figures: mean PSNR, images below their input, sent to the companion, left as they are; then the
+    first route with clean-looking photos sent too whatever their grain, each ``gate`` of ``gates`` leaving those the
+    companion changes by less (PSNR >= gate)."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     titles = ["api", *(f"clean too, gate {g:g}" for g in gates)]
@@ -281,7 +281,7 @@ def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
     looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
     plan = Plan(("auto",), r["tone"], "", hint=r["hint"], strength=0.0 if looks_clean else 1.0, restored_by="model")
     ran = fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN)  # as restore_planned runs it
-    grain = _number(r.get("grain", ""))  # CSVs written before the grain test have no such column
+    grain = _number(r.get("grain", ""))  # a CSV written before the grain test has no such column: it cannot be weighed
     if ran and grain is None:
         raise SystemExit(f"fine_companion: {path} lacks the companion's figures for row {r['set']} {r['index']}")
     plan = route(dataclasses.replace(plan, grain=grain if ran else None), change, "companion" if ran else None)

@@ -3,7 +3,8 @@
 Usage: OMP_NUM_THREADS=1 python benchmarks/onnx_speed.py [--model default] [--size 1024] [--runs 3]
 Prints the median seconds of each engine (after one warm-up), the network alone; then what ``uir restore``'s
 analysis (the classifier on a 512-px crop) and tone guard add with ``task="auto"``, and, with ``task="camera-noise"``
-(which sends this photo to the model's fine-damage companion), the pipeline with and without the companion. The ONNX
+(which sends this photo to the model's fine-damage companion) and with ``task="auto"`` (where it looks clean and the
+companion measures its grain on the centre crop), the pipeline with and without the companion. The ONNX
 files are exported into the cache (``$UIR_CACHE`` or ``~/.cache/uir``) on first use, as ``uir restore --engine onnx``
 does.
 """
@@ -67,6 +68,11 @@ def main() -> None:
             f"  task camera-noise (restored by {plan.restored_by}): {paired:.2f} s with the companion"
             f" {onnx.companion.name}, {single:.2f} s without"
         )
+        # Under task auto this photo looks clean: the companion reads its grain on the centre crop (uir.api.GRAIN_SIDE).
+        ((_, plan),) = onnx.restore_planned(lq, task="auto")
+        auto = median_seconds(partial(onnx.restore_tensor, lq, task="auto"), args.runs)
+        said = plan.restored_by or "left as it is"
+        print(f"  task auto ({said}, grain {plan.grain}): {auto:.2f} s with the companion, {full:.2f} s without")
 
 
 if __name__ == "__main__":

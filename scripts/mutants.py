@@ -81,13 +81,8 @@ MUTANTS = (
         "companion-tone-unguarded",
         "the companion's output comes back without the tone guard's keep (its exposure drift kept)",
         "src/uir/api.py",
-        "                fine = guard_tone(\n"
-        "                    restore_tensor(self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check), "
-        'one, "keep"\n'
-        "                )\n",
-        "                fine = restore_tensor(\n"
-        "                    self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check\n"
-        "                )\n",
+        '    return guard_tone(restore_tensor(companion, image, **kwargs), image, "keep")\n',
+        "    return restore_tensor(companion, image, **kwargs)\n",
         ("tests/test_companion.py::test_a_photo_the_model_changes_little_goes_to_the_companion_with_its_tone_kept",),
     ),
     Mutant(

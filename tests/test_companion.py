@@ -16,6 +16,7 @@ from conftest import load_example, smooth_photo
 from uir.api import (
     GRAIN_CEILING,
     GRAIN_FLOOR,
+    GRAIN_SIDE,
     SMALL_CHANGE_DB,
     Model,
     Plan,
@@ -41,9 +42,11 @@ class Shift:
     def __init__(self, name: str, amount: float = 0.0, fine: float = 0.0) -> None:
         self.name, self.amount, self.fine, self.calls = name, amount, fine, 0
         self.labels: list[str] = []
+        self.sizes: list[tuple[int, int]] = []
 
     def restore(self, lq: torch.Tensor, tasks: object = None) -> torch.Tensor:
         self.calls += 1
+        self.sizes.append(tuple(lq.shape[-2:]))
         pattern = torch.randn(lq.shape, generator=torch.Generator().manual_seed(3))
         return (lq + self.amount + self.fine * pattern).clamp(0, 1)
 
@@ -138,6 +141,26 @@ def test_a_clean_looking_photo_with_grain_goes_to_the_companion_however_much_the
     fine.calls = 0
     ((out, plan),) = pair({"motion-blur": 0.6, "clean": 0.4}, SMALL_CHANGE_DB - 5, fine).restore_planned(x)
     assert fine.calls == 0 and plan.restored_by == "net" and plan.grain is None
+
+
+def test_the_grain_of_a_large_photo_is_read_on_its_centre_and_the_companion_runs_whole_only_if_chosen() -> None:
+    x = photo(h=40, w=GRAIN_SIDE + 88)
+    clean = Shift("fine", fine=rms(50))  # no grain found: left as it is, the companion ran on the centre only
+    ((out, plan),) = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, clean).restore_planned(x, tile=0)
+    assert plan.restored_by is None and clean.sizes == [(40, GRAIN_SIDE)] and torch.equal(out, x), plan
+    grainy = Shift("fine", fine=rms(40))  # grain: then the whole photo
+    ((out, plan),) = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, grainy).restore_planned(x, tile=0)
+    assert plan.restored_by == "fine" and grainy.sizes == [(40, GRAIN_SIDE), (40, GRAIN_SIDE + 88)], plan
+    assert out.shape == x.shape and 38 < change_db(out, x) < 42
+
+
+@pytest.mark.parametrize(("h", "w", "task"), [(16, 16, "auto"), (16, 40, "noise"), (12, 12, "auto"), (17, 17, "auto")])
+def test_tiny_photos_go_through_the_grain_test(h: int, w: int, task: str) -> None:
+    x = photo(h=h, w=w)
+    fine = Shift("fine", fine=rms(40))
+    ((out, plan),) = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, fine).restore_planned(x, task=task)
+    assert out.shape == x.shape and fine.calls == 1, plan
+    assert (plan.grain is None) == (min(h, w) <= 16), plan
 
 
 def test_route_decides_from_the_change_and_the_grain() -> None:

@@ -267,19 +267,19 @@ def test_residual_grain_counts_what_is_taken_from_flat_parts_not_from_texture() 
     smoothed[..., w // 4 :] += stripes / 2
     assert float(residual_grain(textured, smoothed)) == 0.0
     assert float(residual_grain(textured, smoothed, share=1.0)) > 10  # every block: the texture counts
-    # Blocks near black or white do not count (clipped grain is smaller than it is).
-    dark = textured.clone()
-    dark[..., : h // 2, : w // 2] = 0.01
-    taken = torch.zeros_like(dark)
-    taken[..., : h // 2, : w // 2] = 6 / 255  # a change only in the near-black quarter
-    assert float(residual_grain(dark + taken, dark)) == 0.0
-    grey = dark.clone()
-    grey[..., : h // 2, : w // 2] = 0.5  # the same quarter at mid-grey: there it counts
-    assert float(residual_grain(grey + taken, grey)) == pytest.approx(6.0, abs=0.01)
+    # Blocks near black or white do not count (clipped grain is smaller than it is): the top-left quarter is the only
+    # flat part (12 of 48 blocks; the flattest fifth is 9), near black, and the only part where anything was taken.
+    striped = flat + 0.2 * torch.sin(torch.arange(w) * 2.0)
+    taken = torch.zeros_like(striped)
+    taken[..., : h // 2, : w // 2] = 6 / 255
+    for level, expected in ((0.01, 0.0), (0.5, 6.0)):
+        quarter = striped.clone()
+        quarter[..., : h // 2, : w // 2] = level
+        assert float(residual_grain(quarter + taken, quarter)) == pytest.approx(expected, abs=0.01), level
     with pytest.raises(ValueError, match="same shape"):
         residual_grain(flat, flat[..., :-1])
-    with pytest.raises(ValueError, match="at least 16 pixels"):
-        residual_grain(flat[..., :8, :8], flat[..., :8, :8])
+    with pytest.raises(ValueError, match="more than 16 pixels"):
+        residual_grain(flat[..., :16, :40], flat[..., :16, :40])
 
 
 def test_jpeg_quality_is_read_from_pixels_at_any_grid_offset_and_from_files() -> None:

@@ -154,7 +154,8 @@ class Plan:
             ``Model.companion``); ``None`` when the input came back (a strength of 0 asked for, or a clean-looking
             photo left as it is).
         grain: the grain the companion found in the photo's flat parts (``uir.metrics.estimates.residual_grain``,
-            8-bit units), where it ran; ``None`` otherwise.
+            8-bit units, on the centre ``GRAIN_SIDE`` crop), where it ran; ``None`` otherwise, and for photos of 16
+            pixels a side or less.
     """
 
     task: tuple[str, ...]
@@ -196,8 +197,8 @@ class Model:
         companion: a second ``Restorer`` for fine damage (``load`` attaches the shipped one to ``default``): a photo
             the model changes little, under a task that allows it (``fine_route``), is restored by the companion
             instead, except one that strength ``auto`` leaves as it is (it looks clean, and the companion finds no
-            grain in it); under ``task="auto"`` a photo whose likeliest type is clean goes to it where it finds grain
-            (``route``).
+            grain of ``GRAIN_FLOOR``-``GRAIN_CEILING`` in it); under ``task="auto"`` a photo whose likeliest type is
+            clean goes to it where it finds such grain (``route``).
 
     Attributes:
         name: the model's name (``nafnet-fr-v2.1`` for ``default``).
@@ -275,11 +276,15 @@ class Model:
             plan = dataclasses.replace(plan, restored_by=self.name)
             fine = None
             if self.companion is not None and fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN):
-                fine = guard_tone(
-                    restore_tensor(self.companion, one, tile=tile, overlap=overlap, stop_check=stop_check), one, "keep"
-                )
-                plan = dataclasses.replace(plan, grain=_grain(one, fine))
-            plan = route(plan, change, None if fine is None else self.companion.name)
+                companion = functools.partial(_fine, self.companion, tile=tile, overlap=overlap, stop_check=stop_check)
+                probe = center_crop(one, GRAIN_SIDE)  # the grain is read on the centre: bounded time on large photos
+                fine = companion(probe)
+                plan = dataclasses.replace(plan, grain=_grain(probe, fine))
+                plan = route(plan, change, self.companion.name)
+                if plan.restored_by == self.companion.name and probe.shape != one.shape:
+                    fine = companion(one)
+            else:
+                plan = route(plan, change, None)
             if plan.restored_by is None:
                 restored = one.clone()
             elif fine is not None and plan.restored_by == self.companion.name:
@@ -457,28 +462,36 @@ def change_db(restored: Tensor, source: Tensor) -> float:
 GRAIN_FLOOR = 1.5
 """A photo whose likeliest type is clean goes to the companion when the grain it finds in the photo's flat parts
 (``Plan.grain``) is at least this (8-bit units), however the model would change it and however clean it looks: the
-analysis calls real noisy photos clean (RNI15's ``Movie``, ``Stars``, ``Boy``: 0.91-0.995, grain 4.5-5.3), and the
-model changes some soft PolyU crops much (adding its grid). Clean photos stay under it: CBSD68 at most 1.22, its JPEGs
-1.00, the dark CBSD68 sets 1.12 but one (2.35), ``examples/clean`` 0.97 (``python benchmarks/fine_companion.py
---data-root ../shared/data --companion nafnet-fr-fine --look-from 0 --per-image runs/fc.csv`` prints the grain per
-image; ``--weigh runs/fc.csv`` the route)."""
+analysis calls real noisy photos clean (RNI15's ``Movie``, ``Stars``, ``Singer``, ``Boy``: 0.83-0.995, grain
+1.9-5.2: ``uir restore ../shared/data/real_noisy/RNI15 -o out --report``, each report's plan), and the model changes
+some soft PolyU crops much (adding its grid). Clean photos stay under it: CBSD68 at most 1.22, its JPEGs 1.00, the dark
+CBSD68 sets 1.12 but one (2.36) (``python benchmarks/fine_companion.py --data-root ../shared/data --companion
+nafnet-fr-fine --look-from 0 --per-image runs/fc.csv``, the CSV's ``grain``; ``--pairs`` adds the dark sets;
+``--weigh runs/fc.csv`` prints the route), ``examples/clean`` 0.20-0.93 (``uir restore examples/clean -o out
+--report``)."""
 
 GRAIN_CEILING = 8.0
 """Above this grain the model keeps a photo whose likeliest type is clean: on white noise the companion is level with
-the model up to σ 10 (grain 6-9) and behind it from σ 15 (grain 12-14: ``python benchmarks/fine_companion.py
---crossover``)."""
+the model at σ 10 (grain 6.0-9.2) and behind it from σ 15 (grain 11.8-14.2: ``python benchmarks/fine_companion.py
+--data-root ../shared/data --crossover``)."""
+
+
+def _fine(companion: Any, image: Tensor, **kwargs: Any) -> Tensor:
+    """The companion's output for ``image`` with the tone guard's ``keep``: its fine detail only."""
+    return guard_tone(restore_tensor(companion, image, **kwargs), image, "keep")
 
 
 def _grain(image: Tensor, fine: Tensor) -> float | None:
-    """``residual_grain`` of ``(1, 3, H, W)`` and its companion's output on their centre crop of at most
-    ``GRAIN_SIDE`` a side (memory stays bounded on large photos); ``None`` for images under 16 pixels a side."""
-    if min(image.shape[-2:]) < 16:
+    """``residual_grain`` of ``(1, 3, H, W)`` and its companion's output; ``None`` at 16 pixels a side or less."""
+    if min(image.shape[-2:]) <= 16:
         return None
-    crops = center_crop(image, GRAIN_SIDE), center_crop(fine.clamp(0, 1), GRAIN_SIDE)
-    return round(float(residual_grain(*crops)[0]), 2)
+    return round(float(residual_grain(image, fine.clamp(0, 1))[0]), 2)
 
 
-GRAIN_SIDE = 1024
+GRAIN_SIDE = 512
+"""The companion measures a photo's grain (``Plan.grain``) on its centre crop of this side (the whole of a smaller
+photo), and runs on the whole photo only if its output comes back: a large clean-looking photo costs the model and a
+512² companion run, not two whole networks."""
 
 
 def route(plan: Plan, change: float, companion: str | None) -> Plan:
@@ -513,7 +526,8 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
         said = f"{plan.reason}, but the model changes it much ({change:.1f} dB from the input): restored"
         return dataclasses.replace(plan, strength=1.0, reason=said)
     if companion is not None and change >= SMALL_CHANGE_DB:
-        said = f"{plan.reason}; {plan.restored_by} would change it little ({change:.1f} dB from the input): {fine}"
+        model = plan.restored_by or "the model"
+        said = f"{plan.reason}; {model} would change it little ({change:.1f} dB from the input): {fine}"
         return dataclasses.replace(plan, tone="keep", reason=said, restored_by=companion)
     return plan
 

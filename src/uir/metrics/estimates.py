@@ -194,9 +194,9 @@ def residual_grain(image: Tensor, denoised: Tensor, block: int = 16, share: floa
     absolute neighbour difference in ``denoised``'s luma, the median block), leaving out blocks near black or white.
 
     Real camera grain is spatially correlated (demosaicing, the camera's own JPEG): :func:`noise_sigma`'s patch-PCA
-    sees almost none of it (0.1-0.3 on PolyU's real noise). A denoiser removes it wherever it is, flat areas included;
-    on a clean photo it takes fine texture, which lives where the image is not flat. So this is small on clean photos
-    whatever their texture, and close to the grain's σ on a noisy one.
+    sees almost none of it (a median of 0.28 on PolyU's real noise, whose RMS is about 4). A denoiser removes it
+    wherever it is, flat areas included; on a clean photo it takes fine texture, which lives where the image is not
+    flat. So this is small on clean photos whatever their texture, and close to the grain's σ on a noisy one.
 
     Example:
         >>> g = torch.Generator().manual_seed(0)
@@ -205,14 +205,14 @@ def residual_grain(image: Tensor, denoised: Tensor, block: int = 16, share: floa
         >>> abs(float(residual_grain(noisy, smooth)) - 4) < 0.5, float(residual_grain(smooth, smooth))
         (True, 0.0)
     """
-    if image.shape != denoised.shape or image.ndim != 4 or min(image.shape[-2:]) < block:
+    if image.shape != denoised.shape or image.ndim != 4 or min(image.shape[-2:]) <= block:
         raise ValueError(
-            f"residual_grain needs two (B, 3, H, W) of the same shape and at least {block} pixels a side, got "
+            f"residual_grain needs two (B, 3, H, W) of the same shape and more than {block} pixels a side, got "
             f"{tuple(image.shape)} and {tuple(denoised.shape)}"
         )
     image, denoised = image.detach().double().cpu(), denoised.detach().double().cpu()
     luma = denoised.mean(dim=1, keepdim=True)
-    dx = (luma[..., :-1, 1:] - luma[..., :-1, :-1]).abs()
+    dx = (luma[..., :-1, 1:] - luma[..., :-1, :-1]).abs()  # (H - 1) x (W - 1): whole blocks of it count
     dy = (luma[..., 1:, :-1] - luma[..., :-1, :-1]).abs()
     texture = torch.nn.functional.avg_pool2d(dx + dy, block)
     rows, cols = texture.shape[-2:]
