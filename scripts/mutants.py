@@ -80,9 +80,9 @@ MUTANTS = (
     Mutant(
         "companion-tone-unguarded",
         "the companion's output comes back without the tone guard's keep (its exposure drift kept)",
-        "src/uir/api.py",
-        '    return guard_tone(restore_tensor(companion, image, **kwargs), image, "keep")\n',
-        "    return restore_tensor(companion, image, **kwargs)\n",
+        "src/uir/inspection.py",
+        '    denoised = guard_tone(restore_tensor(denoiser, probe, **kwargs), probe, "keep")\n',
+        "    denoised = restore_tensor(denoiser, probe, **kwargs)\n",
         ("tests/test_companion.py::test_a_photo_the_model_changes_little_goes_to_the_companion_with_its_tone_kept",),
     ),
     Mutant(

@@ -140,3 +140,46 @@ def test_the_verdict_says_the_estimated_severity_in_the_engines_units(photo: tor
     assert min(ends) >= 4.5 and max(ends) <= 5.5 and abs(sum(ends) / len(ends) - LOW_LIGHT_STOPS) < 0.1
     assert describe_severity("low-light", 0.5) == "severity about 0.50 of 1: about 2.5 stops underexposed"
     assert describe_severity("rain-streaks", 0.5) == "severity about 0.50 of 1"
+
+
+class WhiteRemover:
+    """A fake denoiser that takes a fixed white pattern of ``rms`` (0-1 units) out of whatever it is given."""
+
+    name, labels = "white-remover", []
+
+    def __init__(self, rms: float) -> None:
+        self.rms, self.calls = rms, 0
+
+    def restore(self, lq: torch.Tensor, tasks: object = None) -> torch.Tensor:
+        self.calls += 1
+        return lq - self.rms * torch.randn(lq.shape, generator=torch.Generator().manual_seed(5))
+
+
+def test_a_photo_the_classifier_calls_clean_is_called_grainy_when_the_denoiser_finds_grain(photo: torch.Tensor) -> None:
+    clean = FixedClassifier({"clean": 0.95, "noise": 0.05})
+    grainy = Inspector(classifier=clean, denoiser=WhiteRemover(4 / 255)).inspect(photo)
+    assert grainy.verdict.startswith("grainy: 4.") and grainy.verdict.endswith(
+        "though it looks clean to the analysis (95%)"
+    )
+    assert 3.5 < grainy.grain < 4.5 and "grain: 4." in grainy.to_text() and grainy.to_dict()["grain"] == grainy.grain
+    faint = Inspector(classifier=clean, denoiser=WhiteRemover(0.5 / 255)).inspect(photo)
+    assert faint.verdict == "looks clean (95%)" and faint.grain < 1.0
+    remover = WhiteRemover(4 / 255)  # a photo the classifier calls damaged: no grain measured
+    noisy = Inspector(classifier=FixedClassifier({"noise": 0.9, "clean": 0.1}), denoiser=remover).inspect(photo)
+    assert remover.calls == 0 and noisy.grain is None and noisy.verdict.startswith("looks degraded by noise")
+
+
+def test_uir_inspect_measures_grain_with_the_default_companion(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from conftest import load_example
+
+    clean = load_example("coffee.png", (100, 100, 356, 292))
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(1))
+    io.write_image(tmp_path / "grainy.png", ((clean + 3 / 255 * noise).clamp(0, 1) * 255).round() / 255)
+    io.write_image(tmp_path / "clean.png", clean)
+    assert main(["inspect", str(tmp_path), "--json"]) == 0
+    reports = {Path(r["path"]).name: r for r in json.loads(capsys.readouterr().out)}
+    assert reports["grainy.png"]["verdict"].startswith("grainy: ") and reports["grainy.png"]["grain"] >= 1.5
+    assert reports["clean.png"]["verdict"].startswith("looks clean") and reports["clean.png"]["grain"] < 1.5
+    assert main(["inspect", str(tmp_path / "grainy.png"), "--json", "--denoiser", "none"]) == 0
+    (report,) = json.loads(capsys.readouterr().out)
+    assert report["grain"] is None and report["verdict"].startswith("looks clean")

@@ -55,16 +55,18 @@ from uir.errors import UirError
 from uir.inspection import (
     CLEAN,
     CLEAN_CONFIDENCE,
+    GRAIN_CEILING,
+    GRAIN_FLOOR,
+    GRAIN_SIDE,  # noqa: F401  (re-exported: the route's constants are read as uir.api.GRAIN_*)
     LOW_LIGHT,
     LOW_LIGHT_CONFIDENCE,
     LOW_LIGHT_MEAN,
     Inspection,
     Inspector,
-    center_crop,
     is_underexposed,
     low_light_probability,
+    read_grain,
 )
-from uir.metrics.estimates import residual_grain
 from uir.restore import apply_strength, guard_tone, restore_tensor
 
 logger = logging.getLogger(__name__)
@@ -276,13 +278,11 @@ class Model:
             plan = dataclasses.replace(plan, restored_by=self.name)
             fine = None
             if self.companion is not None and fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN):
-                companion = functools.partial(_fine, self.companion, tile=tile, overlap=overlap, stop_check=stop_check)
-                probe = center_crop(one, GRAIN_SIDE)  # the grain is read on the centre: bounded time on large photos
-                fine = companion(probe)
-                plan = dataclasses.replace(plan, grain=_grain(probe, fine))
-                plan = route(plan, change, self.companion.name)
+                kwargs = {"tile": tile, "overlap": overlap, "stop_check": stop_check}
+                probe, fine, grain = read_grain(self.companion, one, **kwargs)  # on the centre: bounded time
+                plan = route(dataclasses.replace(plan, grain=grain), change, self.companion.name)
                 if plan.restored_by == self.companion.name and probe.shape != one.shape:
-                    fine = companion(one)
+                    fine = guard_tone(restore_tensor(self.companion, one, **kwargs), one, "keep")
             else:
                 plan = route(plan, change, None)
             if plan.restored_by is None:
@@ -459,41 +459,6 @@ def change_db(restored: Tensor, source: Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
-GRAIN_FLOOR = 1.5
-"""A photo whose likeliest type is clean goes to the companion when the grain it finds in the photo's flat parts
-(``Plan.grain``) is at least this (8-bit units), however the model would change it and however clean it looks: the
-analysis calls real noisy photos clean (RNI15's ``Movie``, ``Stars``, ``Singer``, ``Boy``: 0.83-0.995, grain
-1.9-5.2: ``uir restore ../shared/data/real_noisy/RNI15 -o out --report``, each report's plan), and the model changes
-some soft PolyU crops much (adding its grid). Clean photos stay under it: CBSD68 at most 1.22, its JPEGs 1.00, the dark
-CBSD68 sets 1.12 but one (2.36) (``python benchmarks/fine_companion.py --data-root ../shared/data --companion
-nafnet-fr-fine --look-from 0 --per-image runs/fc.csv``, the CSV's ``grain``; ``--pairs`` adds the dark sets;
-``--weigh runs/fc.csv`` prints the route), ``examples/clean`` 0.20-0.93 (``uir restore examples/clean -o out
---report``)."""
-
-GRAIN_CEILING = 8.0
-"""Above this grain the model keeps a photo whose likeliest type is clean: on white noise the companion is level with
-the model at σ 10 (grain 6.0-9.2) and behind it from σ 15 (grain 11.8-14.2: ``python benchmarks/fine_companion.py
---data-root ../shared/data --crossover``)."""
-
-
-def _fine(companion: Any, image: Tensor, **kwargs: Any) -> Tensor:
-    """The companion's output for ``image`` with the tone guard's ``keep``: its fine detail only."""
-    return guard_tone(restore_tensor(companion, image, **kwargs), image, "keep")
-
-
-def _grain(image: Tensor, fine: Tensor) -> float | None:
-    """``residual_grain`` of ``(1, 3, H, W)`` and its companion's output; ``None`` at 16 pixels a side or less."""
-    if min(image.shape[-2:]) <= 16:
-        return None
-    return round(float(residual_grain(image, fine.clamp(0, 1))[0]), 2)
-
-
-GRAIN_SIDE = 512
-"""The companion measures a photo's grain (``Plan.grain``) on its centre crop of this side (the whole of a smaller
-photo), and runs on the whole photo only if its output comes back: a large clean-looking photo costs the model and a
-512² companion run, not two whole networks."""
-
-
 def route(plan: Plan, change: float, companion: str | None) -> Plan:
     """Whose output comes back, given the model's ``change`` from the input (PSNR, dB) and ``plan.grain`` (set where
     the companion ran; ``companion`` is its name, ``None`` where it did not run): the returned plan's ``restored_by``
@@ -616,6 +581,7 @@ def inspect_image(
     tree: str | Path | None = None,
     perceiver: str | Path | None = None,
     device: str = "cpu",
+    denoiser: str | Path | None = "default",
 ) -> Inspection:
     """What is wrong with an image (NumPy array, PIL image or ``(1, 3, H, W)`` tensor): see ``uir.inspection``.
 
@@ -624,6 +590,9 @@ def inspect_image(
             ``"default"`` is the analysis shipped with uir, ``"classifier-5d"`` its bare classifier, ``None`` none.
         tree: an AMIRNet model file (the image's path through its tree).
         perceiver: a quality perceiver file (the probabilities of the low, medium and high tiers).
+        denoiser: the network that measures the grain of a photo the classifier calls clean (``Inspection.grain``;
+            ``"default"``: the default model's fine-damage companion, as ``Model.restore`` measures it; ``None``:
+            not measured).
 
     Returns:
         An ``Inspection``: PIQE (and its grade), NIQE, what the given parts see, and a plain verdict.
@@ -640,15 +609,19 @@ def inspect_image(
         tensor = _to_rgb_tensor(image)
     else:
         raise UirError(f"expected a NumPy array, a PIL image or a torch tensor, got {type(image).__name__}")
-    return _inspector(classifier, tree, perceiver, device).inspect(tensor.float())
+    return _inspector(classifier, tree, perceiver, device, denoiser).inspect(tensor.float())
 
 
 @functools.lru_cache(maxsize=4)
 def _inspector(
-    classifier: str | Path | None, tree: str | Path | None, perceiver: str | Path | None, device: str
+    classifier: str | Path | None,
+    tree: str | Path | None,
+    perceiver: str | Path | None,
+    device: str,
+    denoiser: str | Path | None = None,
 ) -> Any:
     """The ``Inspector`` for these parts, loaded once and kept (the last few), so repeated calls do not reload them."""
-    return Inspector.from_files(classifier, tree, perceiver, device=device)
+    return Inspector.from_files(classifier, tree, perceiver, device=device, denoiser=denoiser)
 
 
 def _to_rgb_tensor(image: np.ndarray | Image.Image) -> Tensor:

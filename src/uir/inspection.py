@@ -40,7 +40,9 @@ from uir.degradations.blur import sample_motion_blur
 from uir.degradations.weather import sample_haze
 from uir.errors import UirError
 from uir.metrics import mean_luminance, niqe, piqe
-from uir.metrics.estimates import jpeg_file_quality, jpeg_quality, noise_sigma
+from uir.metrics.estimates import jpeg_file_quality, jpeg_quality, noise_sigma, residual_grain
+from uir.pretrained import COMPANIONS, DEFAULT_MODEL
+from uir.restore import guard_tone, restore_tensor
 
 PIQE_GRADES = ("excellent", "good", "fair", "poor", "bad")
 """PIQE's quality scale (Venkatanath et al., 2015): 0–20 excellent, 21–35 good, 36–50 fair, 51–80 poor, 81–100 bad."""
@@ -88,6 +90,40 @@ others underexposed
 (``python benchmarks/exposure_cues.py --data-root ../shared/data``, docs/real-photos.md)."""
 
 
+GRAIN_FLOOR = 1.5
+"""A photo whose likeliest type is clean goes to the companion when the grain it finds in the photo's flat parts
+(``Plan.grain``) is at least this (8-bit units), however the model would change it and however clean it looks, and
+``uir inspect`` calls it grainy: the analysis calls real noisy photos clean (RNI15's ``Movie``, ``Stars``, ``Singer``,
+``Boy``: 0.83-0.995, grain 1.9-5.2: ``uir restore ../shared/data/real_noisy/RNI15 -o out --report``, each report's
+plan), and the model changes some soft PolyU crops much (adding its grid). Clean photos stay under it: CBSD68 at most
+1.22, its JPEGs 1.00, the dark CBSD68 sets 1.12 but one (2.36) (``python benchmarks/fine_companion.py --data-root
+../shared/data --companion nafnet-fr-fine --look-from 0 --per-image runs/fc.csv``, the CSV's ``grain``; ``--pairs`` adds
+the dark sets; ``--weigh runs/fc.csv`` prints the route), ``examples/clean`` 0.20-0.93 (``uir restore examples/clean -o
+out --report``)."""
+
+GRAIN_CEILING = 8.0
+"""Above this grain the model keeps a photo whose likeliest type is clean: on white noise the companion is level with
+the model at σ 10 (grain 6.0-9.2) and behind it from σ 15 (grain 11.8-14.2: ``python benchmarks/fine_companion.py
+--data-root ../shared/data --crossover``)."""
+
+GRAIN_SIDE = 512
+"""The grain is read on a photo's centre crop of this side (the whole of a smaller photo): ``uir restore`` runs the
+companion on the whole photo only if its output comes back, so a large clean-looking photo costs the model and a 512²
+companion run, not two whole networks."""
+
+
+def read_grain(denoiser: Any, image: Tensor, **kwargs: Any) -> tuple[Tensor, Tensor, float | None]:
+    """How much grain ``denoiser`` (a restorer: the default's fine-damage companion) finds in ``(1, 3, H, W)``:
+    ``(probe, denoised, grain)``, the centre ``GRAIN_SIDE`` crop, the denoiser's output of it with the tone guard's
+    ``keep`` (its fine detail only), and ``uir.metrics.estimates.residual_grain`` of the two rounded to 0.01 (``None``
+    at 16 pixels a side or less). ``kwargs`` go to ``uir.restore.restore_tensor`` (tile, overlap, stop_check)."""
+    probe = center_crop(image, GRAIN_SIDE)
+    denoised = guard_tone(restore_tensor(denoiser, probe, **kwargs), probe, "keep")
+    if min(probe.shape[-2:]) <= 16:
+        return probe, denoised, None
+    return probe, denoised, round(float(residual_grain(probe, denoised.clamp(0, 1))[0]), 2)
+
+
 class Classifier(Protocol):
     def classify(self, lq: Tensor) -> dict[str, float]: ...
 
@@ -115,6 +151,7 @@ class Inspection:
     noise_sigma: float | None = None
     jpeg_quality: float | None = None
     severity: dict[str, float] | None = None
+    grain: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +175,8 @@ class Inspection:
                 else "no JPEG compression found"
             )
             lines.append(f"  severity: noise σ about {self.noise_sigma:.1f} (of 255), {quality}")
+        if self.grain is not None:
+            lines.append(f"  grain: {self.grain:.1f} of 255 taken out of its flat parts by a denoiser")
         if self.severity:
             lines.append("  estimated severity (0-1): " + ", ".join(f"{k} {v:.2f}" for k, v in self.severity.items()))
         if self.quality_tiers is not None:
@@ -174,6 +213,9 @@ class Inspector:
         tree: has ``tree_path((1, 3, H, W)) -> [node per level]`` (an AMIRNet backbone).
         perceiver: has ``perceive((1, 3, H, W)) -> {"low": p, "medium": p, "high": p}``.
         device: where the learned parts run.
+        denoiser: a restorer (the default model's fine-damage companion) that ``read_grain`` measures the photo's
+            grain with: a photo the classifier calls clean that has grain of at least ``GRAIN_FLOOR`` is called
+            grainy, as ``uir restore`` treats it.
     """
 
     def __init__(
@@ -182,9 +224,11 @@ class Inspector:
         tree: Any = None,
         perceiver: Perceiver | None = None,
         device: str = "cpu",
+        denoiser: Any = None,
     ) -> None:
         self.classifier, self.tree, self.perceiver = classifier, tree, perceiver
         self.device = torch.device(device)
+        self.denoiser = denoiser
 
     @classmethod
     def from_files(
@@ -193,11 +237,14 @@ class Inspector:
         tree: str | Path | None = None,
         perceiver: str | Path | None = None,
         device: str = "cpu",
+        denoiser: str | Path | None = None,
     ) -> Inspector:
-        """Load the parts from files: a classifier export (or MaskDCPT run), an AMIRNet model, a perceiver.
+        """Load the parts from files: a classifier export (or MaskDCPT run), an AMIRNet model, a perceiver, a
+        denoiser that measures grain (a restorer name or file).
 
         ``classifier="default"`` is the calibrated analysis shipped with uir (``classifier-5d``: its bare classifier);
-        ``None`` or ``"none"`` leaves a part out.
+        ``denoiser="default"`` the default model's fine-damage companion (``uir.pretrained.COMPANIONS``); ``None`` or
+        ``"none"`` leaves a part out.
 
         Raises:
             UirError: a file that is not of the kind its argument expects (one line).
@@ -217,7 +264,13 @@ class Inspector:
             loaded_tree = backbone
         if perceiver is not None:
             loaded_perceiver = _load_perceiver(perceiver, device)
-        return cls(loaded_classifier, loaded_tree, loaded_perceiver, device)
+        loaded_denoiser = None
+        if denoiser is not None and str(denoiser) != "none":
+            from uir.restorers import load_restorer  # heavy: cv2 and every restorer; `import uir.api` stays light
+
+            name = COMPANIONS[DEFAULT_MODEL] if str(denoiser) == "default" else str(denoiser)
+            loaded_denoiser = load_restorer(name, device=device)
+        return cls(loaded_classifier, loaded_tree, loaded_perceiver, device, loaded_denoiser)
 
     @torch.no_grad()
     def inspect(self, image: Tensor, path: str | None = None) -> Inspection:
@@ -246,13 +299,21 @@ class Inspector:
         if self.tree is not None:
             tree_path = [int(n) for n in self.tree.tree_path(crop)]
         sigma, quality = severity(image, path)
+        grain = None
+        if self.denoiser is not None and (degradations is None or next(iter(degradations)) == CLEAN):
+            grain = read_grain(self.denoiser, image.to(self.device, torch.float32))[2]
         verdict = _verdict(piqe_score, degradations, tiers)
-        verdict += _how_badly(verdict, sigma, quality, estimated)
+        if grain is not None and grain >= GRAIN_FLOOR and verdict.startswith("looks clean"):
+            said = verdict.removeprefix("looks clean").split(",")[0].strip()
+            verdict = f"grainy: {grain:.1f} of 255 of grain in its flat parts, though it looks clean to the analysis"
+            verdict += f" {said}" if said else ""
+        else:
+            verdict += _how_badly(verdict, sigma, quality, estimated)
         luminance = _luminance(image)
         dark = None if degradations is None else is_underexposed(degradations, luminance)
         return Inspection(
             path, int(width), int(height), piqe_score, piqe_grade(piqe_score), niqe_score, degradations, tree_path,
-            tiers, verdict, luminance, dark, sigma, quality, estimated,
+            tiers, verdict, luminance, dark, sigma, quality, estimated, grain,
         )  # fmt: skip
 
     @torch.no_grad()

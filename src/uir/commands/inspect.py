@@ -22,8 +22,11 @@ EPILOG = """examples:
 degradation types with their probabilities; by default it is the one shipped with uir, which knows the five types
 the default model restores (noise, haze, rain-streaks, motion-blur, low-light) and clean. --tree takes an AMIRNet
 model and gives the image's path through its tree; --perceiver takes a quality perceiver (low / medium / high
-tiers). PIQE's grade: 0-20 excellent, 21-35 good, 36-50 fair, 51-80 poor, 81-100 bad. Learned parts look at the
-centre 512x512 crop at full resolution; the scores are taken on the image shrunk to a 1024 long side.
+tiers). --denoiser (by default the default model's fine-damage companion) measures the grain of a photo the
+classifier calls clean, as `uir restore` does: with 1.5 of 255 or more in its flat parts it is called grainy (real
+camera noise the classifier does not see). PIQE's grade: 0-20 excellent, 21-35 good, 36-50 fair, 51-80 poor, 81-100
+bad. Learned parts look at the centre 512x512 crop at full resolution; the scores are taken on the image shrunk to a
+1024 long side.
 """
 
 
@@ -38,6 +41,12 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
     p.add_argument("inputs", nargs="+", metavar="IMAGE", help="image files, folders or glob patterns")
     p.add_argument("--json", action="store_true", help="print a JSON list instead of text")
     add_part_arguments(p)
+    p.add_argument(
+        "--denoiser",
+        default="default",
+        help="the network that measures a clean-looking photo's grain (default: the default model's fine-damage "
+        "companion; none: not measured)",
+    )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("-r", "--recursive", action="store_true", help="look for images in sub-folders too")
     p.set_defaults(run=run)
@@ -45,7 +54,9 @@ def add_parser(subparsers: argparse._SubParsersAction, formatter: type) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    inspector = Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
+    inspector = Inspector.from_files(
+        args.classifier, args.tree, args.perceiver, device=args.device, denoiser=args.denoiser
+    )
     paths = io.list_images(args.inputs, recursive=args.recursive)
     reports = []
 

@@ -156,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     inspector = Inspector.from_files(args.classifier, device=device) if args.report else None
     if inspector is not None and inspector.classifier is not None:
         model.analysis = inspector  # one classifier decides the plan and reports before and after
+    if inspector is not None:
+        inspector.denoiser = model.companion  # the report's grain, measured as the route measures it
 
     brightened: list[Path] = []
     untouched: list[Path] = []

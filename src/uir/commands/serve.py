@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
         allowed_hosts=allowed_hosts(args.host, args.allowed_host, LOCAL_HOSTS if loopback else None),
     )
     inspector = Inspector.from_files(args.classifier, args.tree, args.perceiver, device=args.device)
+    inspector.denoiser = model.companion  # /v1/inspect measures a clean-looking photo's grain as the route does
     app = create_app(model, limits=limits, inspector=inspector)
     if not loopback:
         print(
