@@ -16,14 +16,16 @@ it is scores ``inf``, so there the mean is over the images that were changed and
 The measurement behind ``uir.api``'s route (``Model.companion``, ``fine_route``, ``route``); the pipeline itself is
 scored by ``uir eval --task auto``. ``--per-image FILE`` writes per image the figures the routes are decided by (the
 model's and the companion's PSNR and change, the grain the companion finds in the flat parts, the analysis' clean
-probability and likeliest type), with the companion's for every image whose likeliest type is clean or whose model
-output is at least ``--look-from`` dB (PSNR) from it (``--look-from 0``: every image), so other thresholds can be
-weighed without running the networks again:
+probability, likeliest type and the mean luminance), with the companion's for every image whose likeliest type is
+clean or whose model output is at least ``--look-from`` dB (PSNR) from it (``--look-from 0``: every image), so other
+thresholds can be weighed without running the networks again:
 ``--weigh FILE`` reads one and prints, per set, what ``uir.api``'s route gives (``uir.api.route``: clean-looking
 photos the model changes little left as they are unless the companion finds grain, ``GRAIN_FLOOR``), and what sending
 those to the companion whatever their grain would give, with each gate of ``--gates`` leaving the ones it changes
-little (PSNR at least the gate; ``inf``: none left). ``--crossover`` prints, per level of white and camera noise on
-CBSD68, the model's and the companion's PSNR and the grain found (``GRAIN_CEILING``).
+little (PSNR at least the gate; ``inf``: none left); and per set the photos that look clean but that the model
+changes much (their clean probability, change, mean luminance and gain: ``uir.api.DARK_CLEAN_MEAN``).
+``--crossover`` prints, per level of white and camera noise on CBSD68, the model's and the companion's PSNR and the
+grain found (``GRAIN_CEILING``).
 
     python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 \
         --pairs runs/darkset/srgb-x0.6/lq runs/darkset/srgb-x0.6/gt --per-image runs/fc.csv
@@ -138,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                     "companion_change": fine_change,
                     "grain": grain,
                     "clean": plan.clean,
+                    "luminance": plan.mean_luminance,
                     "hint": plan.hint,
                     "tone": plan.tone,
                 }
@@ -234,7 +237,24 @@ def weigh(path: Path, gates: list[float]) -> int:
                 f" {said['model']}, companion {said['companion']}; likeliest type clean:"
                 f" {sum(r['hint'] == 'clean' for r in group)} of {len(group)}"
             )
+        much = [r for r in group if _looks_clean(r) and float(r["model_change"]) < SMALL_CHANGE_DB]  # DARK_CLEAN_MEAN
+        if much and all(_number(r.get("luminance", "")) is not None for r in much):
+            spans = {
+                "clean": [float(r["clean"]) for r in much],
+                "change (dB)": [float(r["model_change"]) for r in much],
+                "mean luminance": [float(r["luminance"]) for r in much],
+                "model against input (dB)": [float(r["model"]) - float(r["input"]) for r in much],
+            }
+            if not all(math.isfinite(v) for v in spans["model against input (dB)"]):
+                del spans["model against input (dB)"]  # a set scored against its input: the change says it
+            said = ", ".join(f"{k} {min(v):.2f} to {max(v):.2f}" for k, v in spans.items())
+            print(f"{'':<16} looks clean, changed much by the model: {len(much)} ({said})")
     return 0
+
+
+def _looks_clean(r: dict[str, str]) -> bool:
+    clean = _number(r["clean"])
+    return r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
 
 
 def crossover(args: argparse.Namespace) -> int:
@@ -279,7 +299,18 @@ def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
     who made it (``model``, ``companion``, or ``None``: the input left as it is), decided by ``uir.api.route``."""
     clean, change = _number(r["clean"]), float(r["model_change"])
     looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
-    plan = Plan(("auto",), r["tone"], "", hint=r["hint"], strength=0.0 if looks_clean else 1.0, restored_by="model")
+    luminance = _number(r.get("luminance", ""))
+    if looks_clean and change < SMALL_CHANGE_DB and luminance is None:
+        raise SystemExit(f"fine_companion: {path} lacks the luminance for row {r['set']} {r['index']} (an older CSV)")
+    plan = Plan(
+        ("auto",),
+        r["tone"],
+        "",
+        hint=r["hint"],
+        strength=0.0 if looks_clean else 1.0,
+        restored_by="model",
+        mean_luminance=luminance,
+    )
     ran = fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN)  # as restore_planned runs it
     grain = _number(r.get("grain", ""))  # a CSV written before the grain test has no such column: it cannot be weighed
     if ran and grain is None:

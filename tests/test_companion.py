@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import load_example, smooth_photo
 from uir.api import (
+    DARK_CLEAN_MEAN,
     GRAIN_CEILING,
     GRAIN_FLOOR,
     GRAIN_SIDE,
@@ -161,6 +162,20 @@ def test_tiny_photos_go_through_the_grain_test(h: int, w: int, task: str) -> Non
     ((out, plan),) = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, fine).restore_planned(x, task=task)
     assert out.shape == x.shape and fine.calls == 1, plan
     assert (plan.grain is None) == (min(h, w) <= 16), plan
+
+
+def test_a_dark_clean_looking_photo_is_left_as_it_is_however_much_the_model_changes_it() -> None:
+    x = photo()
+    dark = x * 0.4  # mean luminance about 0.2: under DARK_CLEAN_MEAN
+    for companion in (Shift("fine", fine=rms(50)), None):  # no grain found, or no companion at all
+        model = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB - 5, companion)
+        ((out, plan),) = model.restore_planned(dark)
+        assert plan.restored_by is None and torch.equal(out, dark) and "take a dark photo for a hazy one" in plan.reason
+        assert plan.mean_luminance < DARK_CLEAN_MEAN, plan
+        ((out, plan),) = model.restore_planned(x)  # bright enough: the model's large change may be haze removed
+        assert plan.restored_by == "net" and plan.strength == 1.0 and not torch.equal(out, x), plan
+        ((out, plan),) = model.restore_planned(dark, strength=1)  # asked for: restored
+        assert plan.restored_by == "net" and not torch.equal(out, dark), plan
 
 
 def test_route_decides_from_the_change_and_the_grain() -> None:

@@ -459,6 +459,18 @@ def change_db(restored: Tensor, source: Tensor) -> float:
     return 10 * math.log10(1 / mse) if mse > 0 else math.inf
 
 
+DARK_CLEAN_MEAN = 0.35
+"""Under strength ``auto`` a photo that looks clean and is this dark (mean luminance) is left as it is even when the
+model would change it much: the model takes a dark clean photo for a hazy one (CBSD68 at 0.6× exposure in sRGB: 11 of
+68 called clean at 0.81-1.00 and changed by 31.5-34.6 dB, mean luminance 0.20-0.30), while the faint haze that the
+``SMALL_CHANGE_DB`` gate protects brightens a photo (uir-5d's haze photos that look clean and that the model changes
+much: 13, mean luminance 0.40-0.57, gaining 2.2-8.0 dB; SOTS' 7 real hazy photos 0.52-0.74: ``uir inspect
+../shared/data/dehaze/SOTS_*/lq --json``, each ``mean_luminance``). ``python
+benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 --pairs
+runs/dark-srgb/x0.6/lq runs/dark-srgb/x0.6/gt --per-image runs/fc.csv``, then ``--weigh runs/fc.csv``: per set, the
+photos that look clean and that the model changes much, and the route with this rule."""
+
+
 def route(plan: Plan, change: float, companion: str | None) -> Plan:
     """Whose output comes back, given the model's ``change`` from the input (PSNR, dB) and ``plan.grain`` (set where
     the companion ran; ``companion`` is its name, ``None`` where it did not run): the returned plan's ``restored_by``
@@ -467,7 +479,8 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
     1. The likeliest type is clean and the companion found grain of ``GRAIN_FLOOR``-``GRAIN_CEILING``: the
        companion's (a photo that looks clean but carries grain).
     2. A provisional strength 0 (strength ``auto``, the photo looks clean): the input if the model changes it
-       little (``SMALL_CHANGE_DB``), else the model's at full strength.
+       little (``SMALL_CHANGE_DB``) or the photo is dark (mean luminance under ``DARK_CLEAN_MEAN``), else the
+       model's at full strength.
     3. The model changes it little and the companion ran: the companion's (``fine_route``: fine damage).
     4. Otherwise the model's.
 
@@ -487,6 +500,12 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
     if plan.strength == 0.0:
         if change >= SMALL_CHANGE_DB:
             said = f"{plan.reason} and the model would change it little ({change:.1f} dB from the input): left as it is"
+            return dataclasses.replace(plan, reason=said, restored_by=None)
+        if plan.mean_luminance is not None and plan.mean_luminance < DARK_CLEAN_MEAN:
+            said = (
+                f"{plan.reason} and dark (mean luminance {plan.mean_luminance:.2f}): the model's change "
+                f"({change:.1f} dB from the input) would take a dark photo for a hazy one; left as it is"
+            )
             return dataclasses.replace(plan, reason=said, restored_by=None)
         said = f"{plan.reason}, but the model changes it much ({change:.1f} dB from the input): restored"
         return dataclasses.replace(plan, strength=1.0, reason=said)
