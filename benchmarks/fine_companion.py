@@ -28,7 +28,7 @@ changes much (their clean probability, change, mean luminance and gain: ``uir.ap
 grain found (``GRAIN_CEILING``).
 
     python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 \
-        --pairs runs/darkset/srgb-x0.6/lq runs/darkset/srgb-x0.6/gt --per-image runs/fc.csv
+        --pairs runs/dark-srgb/x0.6/lq runs/dark-srgb/x0.6/gt --per-image runs/fc.csv
     python benchmarks/fine_companion.py --weigh runs/fc.csv --gates 45 inf
     python benchmarks/fine_companion.py --data-root ../shared/data --crossover
 """

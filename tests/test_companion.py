@@ -176,6 +176,12 @@ def test_a_dark_clean_looking_photo_is_left_as_it_is_however_much_the_model_chan
         assert plan.restored_by == "net" and plan.strength == 1.0 and not torch.equal(out, x), plan
         ((out, plan),) = model.restore_planned(dark, strength=1)  # asked for: restored
         assert plan.restored_by == "net" and not torch.equal(out, dark), plan
+        ((half, plan),) = model.restore_planned(dark, strength=0.5)
+        assert plan.restored_by == "net" and plan.strength == 0.5 and torch.allclose(half - dark, 0.5 * (out - dark))
+    # A dark photo with heavy noise (grain above GRAIN_CEILING, a night shot) is restored by the model.
+    noisy = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB - 5, Shift("heavy", fine=rms(25)))
+    ((out, plan),) = noisy.restore_planned(dark)
+    assert plan.restored_by == "net" and plan.grain > GRAIN_CEILING and plan.strength == 1.0, plan
 
 
 def test_route_decides_from_the_change_and_the_grain() -> None:

@@ -158,10 +158,14 @@ class WhiteRemover:
 def test_a_photo_the_classifier_calls_clean_is_called_grainy_when_the_denoiser_finds_grain(photo: torch.Tensor) -> None:
     clean = FixedClassifier({"clean": 0.95, "noise": 0.05})
     grainy = Inspector(classifier=clean, denoiser=WhiteRemover(4 / 255)).inspect(photo)
-    assert grainy.verdict.startswith("grainy: 4.") and grainy.verdict.endswith(
-        "though it looks clean to the analysis (95%)"
-    )
+    assert grainy.verdict.startswith("grainy: 4.") and grainy.verdict.endswith("the analysis alone: looks clean (95%)")
     assert 3.5 < grainy.grain < 4.5 and "grain: 4." in grainy.to_text() and grainy.to_dict()["grain"] == grainy.grain
+    heavy = Inspector(classifier=clean, denoiser=WhiteRemover(12 / 255)).inspect(photo)  # above GRAIN_CEILING
+    assert heavy.verdict.startswith("noisy: 1") and heavy.grain > 8, heavy.verdict
+    with_tiers = Inspector(classifier=clean, perceiver=FixedPerceiver(0.8), denoiser=WhiteRemover(4 / 255))
+    assert with_tiers.inspect(photo).verdict.endswith("the analysis alone: looks clean (quality tier high, 80%)")
+    no_classifier = WhiteRemover(4 / 255)  # nothing calls it clean: not measured
+    assert Inspector(denoiser=no_classifier).inspect(photo).grain is None and no_classifier.calls == 0
     faint = Inspector(classifier=clean, denoiser=WhiteRemover(0.5 / 255)).inspect(photo)
     assert faint.verdict == "looks clean (95%)" and faint.grain < 1.0
     remover = WhiteRemover(4 / 255)  # a photo the classifier calls damaged: no grain measured

@@ -12,7 +12,7 @@ The command line and every other front-end call this module, never each other's 
 damage (noise, JPEG, lens blur) also keeps the photo's colour balance and large-scale contrast. ``strength`` scales
 the correction: ``1`` is the model's full output, ``0.5`` halfway between it and the input, ``0`` the input; ``auto``
 (the default) leaves photos that the analysis calls clean with high confidence, and that the model would change
-little, as they are and restores the rest fully. See ``Model.plan``.
+little (or that are dark), as they are and restores the rest fully. See ``Model.plan``.
 
 The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
 change little and that does not look clean (real camera grain, most often) goes to it instead, with its exposure and
@@ -306,10 +306,10 @@ class Model:
 
         Strength: a number is applied as given. ``auto`` with ``task="auto"`` leaves the photo as it is where the
         analysis calls it clean with probability >= ``uir.inspection.CLEAN_CONFIDENCE`` (and it is not
-        underexposed) *and* the model would change it little (its output at least ``SMALL_CHANGE_DB`` from its input:
-        ``restore_planned`` checks this after running it, so the plan's strength 0 is provisional there, and the
-        companion's grain too: ``route``); it applies the full correction otherwise, and with named tasks (the user
-        says the photo is damaged).
+        underexposed) *and* the model would change it little (its output at least ``SMALL_CHANGE_DB`` from its input)
+        or it is dark (``DARK_CLEAN_MEAN``): ``restore_planned`` checks this after running it, so the plan's strength
+        0 is provisional there, and the companion's grain too (``route``); it applies the full correction otherwise,
+        and with named tasks (the user says the photo is damaged).
         """
         names, strength = check_task(task), check_strength(strength)
         plan = self._tone_plan(image, names)
@@ -362,7 +362,8 @@ class Model:
                 wrong with it, one name or several (``"low-light"``, ``["noise", "jpeg"]``; ``uir.api.TASKS``).
             strength: how much of the correction to apply: 0-1 (``0.5``: halfway between the input and the model's
                 output), or ``auto`` (the default: photos the analysis calls clean with high confidence, and that
-                the model would change little, are left as they are; the rest restored fully).
+                the model would change little or that are dark, are left as they are, unless the companion finds
+                grain in them; the rest restored fully).
             tile: the tile side; default the model's own (``0``: the whole image at once).
             overlap: pixels shared by neighbouring tiles.
 
@@ -420,7 +421,7 @@ class Model:
 
 
 SMALL_CHANGE_DB = 35.0
-"""``--strength auto`` leaves a clean-looking photo as it is only when the model's output is at least this close to
+"""``--strength auto`` leaves a clean-looking photo as it is when the model's output is at least this close to
 its input (PSNR, dB; an RMS change under 1.8 % of the range): the analysis is sometimes confidently wrong on faint
 damage (uir-5d's haze at severity 0.25: 16 of 34 called clean at >= 0.7), and those are the photos the model changes
 most. With it, uir-5d loses at most 0.08 dB to the gate (Rain100L), without it 1.96 on haze; at 30 dB, the value
@@ -464,8 +465,9 @@ DARK_CLEAN_MEAN = 0.35
 model would change it much: the model takes a dark clean photo for a hazy one (CBSD68 at 0.6× exposure in sRGB: 11 of
 68 called clean at 0.81-1.00 and changed by 31.5-34.6 dB, mean luminance 0.20-0.30), while the faint haze that the
 ``SMALL_CHANGE_DB`` gate protects brightens a photo (uir-5d's haze photos that look clean and that the model changes
-much: 13, mean luminance 0.40-0.57, gaining 2.2-8.0 dB; SOTS' 7 real hazy photos 0.52-0.74: ``uir inspect
-../shared/data/dehaze/SOTS_*/lq --json``, each ``mean_luminance``). ``python
+much: 13, mean luminance 0.40-0.57, gaining 2.2-8.0 dB; SOTS' 7 hazy photos, none called clean, 0.52-0.74: ``uir
+inspect ../shared/data/dehaze/SOTS_*/lq --json``, each ``mean_luminance``). A dark photo with grain (``GRAIN_FLOOR``
+or more) is restored as before: RNI15's dark noisy photos look clean too. ``python
 benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 --pairs
 runs/dark-srgb/x0.6/lq runs/dark-srgb/x0.6/gt --per-image runs/fc.csv``, then ``--weigh runs/fc.csv``: per set, the
 photos that look clean and that the model changes much, and the route with this rule."""
@@ -479,8 +481,8 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
     1. The likeliest type is clean and the companion found grain of ``GRAIN_FLOOR``-``GRAIN_CEILING``: the
        companion's (a photo that looks clean but carries grain).
     2. A provisional strength 0 (strength ``auto``, the photo looks clean): the input if the model changes it
-       little (``SMALL_CHANGE_DB``) or the photo is dark (mean luminance under ``DARK_CLEAN_MEAN``), else the
-       model's at full strength.
+       little (``SMALL_CHANGE_DB``), or if the photo is dark (mean luminance under ``DARK_CLEAN_MEAN``) and the
+       companion found no grain (under ``GRAIN_FLOOR``, or it did not run); else the model's at full strength.
     3. The model changes it little and the companion ran: the companion's (``fine_route``: fine damage).
     4. Otherwise the model's.
 
@@ -501,9 +503,10 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
         if change >= SMALL_CHANGE_DB:
             said = f"{plan.reason} and the model would change it little ({change:.1f} dB from the input): left as it is"
             return dataclasses.replace(plan, reason=said, restored_by=None)
-        if plan.mean_luminance is not None and plan.mean_luminance < DARK_CLEAN_MEAN:
+        dark = plan.mean_luminance is not None and plan.mean_luminance < DARK_CLEAN_MEAN
+        if dark and (plan.grain is None or plan.grain < GRAIN_FLOOR):  # a dark noisy one is restored
             said = (
-                f"{plan.reason} and dark (mean luminance {plan.mean_luminance:.2f}): the model's change "
+                f"{plan.reason} and dark (mean luminance {plan.mean_luminance:.3f}): the model's change "
                 f"({change:.1f} dB from the input) would take a dark photo for a hazy one; left as it is"
             )
             return dataclasses.replace(plan, reason=said, restored_by=None)

@@ -63,15 +63,15 @@ CLEAN = "clean"
 
 CLEAN_CONFIDENCE = 0.7
 """The probability of ``clean`` at or above which ``uir restore --strength auto`` may leave a photo as it is (if the
-model would change it little too: ``uir.api.SMALL_CHANGE_DB``). With the shipped analysis alone, 60 of CBSD68's 68
-clean photos reach it, and 8 of Rain100L's 100 rainy photos, 16 of uir-5d's 34 hazy ones (severity 0.25, fainter
-than the analysis is calibrated for) and 18 of its 34 motion-blurred ones; with the change check 8, 3 and 18 of
-them are still left as they are (their loss: 0.08, 0.03, 0.07 dB; ``python benchmarks/strength_gate.py
---data-root ../shared/data --thresholds 0.5 0.7 0.9 --min-change 0 35``, docs/severity.md). It was 0.9 until the
-default became nafnet-fr-v2.1, whose JPEG q90 outputs 0.9 left 0.10 dB under their inputs. The bare classifier-5d
-could not tell: on every fourth photo of each set, clean ones reached at most 0.73 and hazy, rainy and blurred ones
-up to 0.76 (``python benchmarks/strength_cues.py --data-root ../shared/data --no-estimates --classifier
-classifier-5d --every 4``)."""
+model would change it little too, or the photo is dark: ``uir.api.SMALL_CHANGE_DB``, ``uir.api.DARK_CLEAN_MEAN``).
+With the shipped analysis alone, 60 of CBSD68's 68 clean photos reach it, and 8 of Rain100L's 100 rainy photos, 16 of
+uir-5d's 34 hazy ones (severity 0.25, fainter than the analysis is calibrated for) and 18 of its 34 motion-blurred
+ones; with the change check 8, 3 and 18 of them are still left as they are (their loss: 0.08, 0.03, 0.07 dB; ``python
+benchmarks/strength_gate.py --data-root ../shared/data --thresholds 0.5 0.7 0.9 --min-change 0 35``,
+docs/severity.md). It was 0.9 until the default became nafnet-fr-v2.1, whose JPEG q90 outputs 0.9 left 0.10 dB under
+their inputs. The bare classifier-5d could not tell: on every fourth photo of each set, clean ones reached at most
+0.73 and hazy, rainy and blurred ones up to 0.76 (``python benchmarks/strength_cues.py --data-root ../shared/data
+--no-estimates --classifier classifier-5d --every 4``)."""
 
 UNSURE = 0.35
 """Below this top probability the classifier's answer is reported as unsure."""
@@ -300,15 +300,13 @@ class Inspector:
             tree_path = [int(n) for n in self.tree.tree_path(crop)]
         sigma, quality = severity(image, path)
         grain = None
-        if self.denoiser is not None and (degradations is None or next(iter(degradations)) == CLEAN):
-            grain = read_grain(self.denoiser, image.to(self.device, torch.float32))[2]
+        if self.denoiser is not None and degradations and next(iter(degradations)) == CLEAN:
+            grain = read_grain(self.denoiser, center_crop(image, GRAIN_SIDE).to(self.device, torch.float32))[2]
         verdict = _verdict(piqe_score, degradations, tiers)
         if grain is not None and grain >= GRAIN_FLOOR and verdict.startswith("looks clean"):
-            said = verdict.removeprefix("looks clean").split(",")[0].strip()
-            verdict = f"grainy: {grain:.1f} of 255 of grain in its flat parts, though it looks clean to the analysis"
-            verdict += f" {said}" if said else ""
-        else:
-            verdict += _how_badly(verdict, sigma, quality, estimated)
+            kind = "grainy" if grain <= GRAIN_CEILING else "noisy"
+            verdict = f"{kind}: {grain:.1f} of 255 of grain in its flat parts; the analysis alone: {verdict}"
+        verdict += _how_badly(verdict, sigma, quality, estimated)
         luminance = _luminance(image)
         dark = None if degradations is None else is_underexposed(degradations, luminance)
         return Inspection(

@@ -24,9 +24,9 @@ the default model restores (noise, haze, rain-streaks, motion-blur, low-light) a
 model and gives the image's path through its tree; --perceiver takes a quality perceiver (low / medium / high
 tiers). --denoiser (by default the default model's fine-damage companion) measures the grain of a photo the
 classifier calls clean, as `uir restore` does: with 1.5 of 255 or more in its flat parts it is called grainy (real
-camera noise the classifier does not see). PIQE's grade: 0-20 excellent, 21-35 good, 36-50 fair, 51-80 poor, 81-100
-bad. Learned parts look at the centre 512x512 crop at full resolution; the scores are taken on the image shrunk to a
-1024 long side.
+camera noise the classifier does not see; noisy above 8). PIQE's grade: 0-20 excellent, 21-35 good, 36-50 fair,
+51-80 poor, 81-100 bad. Learned parts look at the centre 512x512 crop at full resolution; the scores are taken on the
+image shrunk to a 1024 long side.
 """
 
 

@@ -49,7 +49,8 @@ colour and contrast above 16 px and change finer detail only. --report writes th
 
 How much (--strength): a number from 0 to 1 scales the correction (0.5: halfway between the input and the model's
 output; 0: the input, unchanged); `auto` (the default) leaves a photo as it is where the analysis calls it clean
-with high confidence and the model would change it little (the report says so), and restores the rest fully.
+with high confidence and the model would change it little or the photo is dark (the report says so), and restores
+the rest fully.
 
 Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo whose
 restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG) is restored by the

@@ -172,8 +172,8 @@ def _add_routes(app: FastAPI, model: Model, inspector: Inspector, pool: Inferenc
         """The restored image at full size: PNG for PNG, JPEG, WebP and BMP inputs, TIFF for TIFF; bit depth,
         alpha and gray mode kept. ``?task=noise&task=jpeg`` says what is wrong (default ``auto``: the exposure is
         kept unless the photo is underexposed; see ``uir restore --help``); ``?strength=0.5`` scales the correction
-        (default ``auto``: photos that look clean with high confidence, and that the model would change little, come
-        back as they are). Headers:
+        (default ``auto``: photos that look clean with high confidence, and that the model would change little or
+        that are dark, come back as they are). Headers:
         ``X-Uir-Model``, ``X-Uir-Seconds`` (the restoration's time: both networks' where the companion ran),
         ``X-Uir-Tone`` (what the tone guard allowed, and why), ``X-Uir-Strength`` (the strength applied),
         ``X-Uir-Restored-By`` (the network whose output came back: the model or its fine-damage companion; ``none``
