@@ -100,8 +100,8 @@ MUTANTS = (
         "dark-clean-restored",
         "a dark photo that looks clean is restored when the model changes it much (taken for a hazy one)",
         "src/uir/api.py",
-        "        if plan.mean_luminance is not None and plan.mean_luminance < DARK_CLEAN_MEAN:\n",
-        "        if False:\n",
+        "        dark = plan.mean_luminance is not None and plan.mean_luminance < DARK_CLEAN_MEAN\n",
+        "        dark = False\n",
         (
             "tests/test_companion.py::"
             "test_a_dark_clean_looking_photo_is_left_as_it_is_however_much_the_model_changes_it",
