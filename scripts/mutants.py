@@ -86,6 +86,17 @@ MUTANTS = (
         ("tests/test_companion.py::test_a_photo_the_model_changes_little_goes_to_the_companion_with_its_tone_kept",),
     ),
     Mutant(
+        "companion-whole-unguarded",
+        "a large photo's companion output (run whole after its centre was measured) keeps its exposure drift",
+        "src/uir/api.py",
+        '                    fine = guard_tone(restore_tensor(self.companion, one, **kwargs), one, "keep")\n',
+        "                    fine = restore_tensor(self.companion, one, **kwargs)\n",
+        (
+            "tests/test_companion.py::"
+            "test_the_grain_of_a_large_photo_is_read_on_its_centre_and_the_companion_runs_whole_only_if_chosen",
+        ),
+    ),
+    Mutant(
         "grain-ignored",
         "a clean-looking photo with grain in its flat parts is left as it is (real noisy photos called clean)",
         "src/uir/api.py",

@@ -149,10 +149,11 @@ def test_the_grain_of_a_large_photo_is_read_on_its_centre_and_the_companion_runs
     clean = Shift("fine", fine=rms(50))  # no grain found: left as it is, the companion ran on the centre only
     ((out, plan),) = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, clean).restore_planned(x, tile=0)
     assert plan.restored_by is None and clean.sizes == [(40, GRAIN_SIDE)] and torch.equal(out, x), plan
-    grainy = Shift("fine", fine=rms(40))  # grain: then the whole photo
+    grainy = Shift("fine", amount=0.05, fine=rms(40))  # grain (and a brightening to undo): then the whole photo
     ((out, plan),) = pair({"clean": 0.95, "noise": 0.05}, SMALL_CHANGE_DB + 3, grainy).restore_planned(x, tile=0)
     assert plan.restored_by == "fine" and grainy.sizes == [(40, GRAIN_SIDE), (40, GRAIN_SIDE + 88)], plan
     assert out.shape == x.shape and 38 < change_db(out, x) < 42
+    assert abs(float(out.mean() - x.mean())) < 0.002  # the whole photo's output has its tone kept too
 
 
 @pytest.mark.parametrize(("h", "w", "task"), [(16, 16, "auto"), (16, 40, "noise"), (12, 12, "auto"), (17, 17, "auto")])
