@@ -202,9 +202,9 @@ def weigh(path: Path, gates: list[float]) -> int:
                     left += by is None
                     values.append(out)
                     continue
-                model, change, clean = float(r["model"]), float(r["model_change"]), _number(r["clean"])
+                model, change = float(r["model"]), float(r["model_change"])
                 fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
-                looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
+                looks_clean = _looks_clean(r)
                 plan = Plan(("auto",), r["tone"], "", hint=r["hint"])
                 little = change >= SMALL_CHANGE_DB
                 routed = gate is not None and little and fine_route(plan)
@@ -297,8 +297,8 @@ def crossover(args: argparse.Namespace) -> int:
 def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
     """What ``uir.api.Model.restore_planned`` gives a CSV row under the default settings: the PSNR of the output and
     who made it (``model``, ``companion``, or ``None``: the input left as it is), decided by ``uir.api.route``."""
-    clean, change = _number(r["clean"]), float(r["model_change"])
-    looks_clean = r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
+    change = float(r["model_change"])
+    looks_clean = _looks_clean(r)
     luminance = _number(r.get("luminance", ""))
     if looks_clean and change < SMALL_CHANGE_DB and luminance is None:
         raise SystemExit(f"fine_companion: {path} lacks the luminance for row {r['set']} {r['index']} (an older CSV)")

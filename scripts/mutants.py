@@ -81,17 +81,10 @@ MUTANTS = (
         "companion-tone-unguarded",
         "the companion's output comes back without the tone guard's keep (its exposure drift kept)",
         "src/uir/inspection.py",
-        '    denoised = guard_tone(restore_tensor(denoiser, probe, **kwargs), probe, "keep")\n',
-        "    denoised = restore_tensor(denoiser, probe, **kwargs)\n",
-        ("tests/test_companion.py::test_a_photo_the_model_changes_little_goes_to_the_companion_with_its_tone_kept",),
-    ),
-    Mutant(
-        "companion-whole-unguarded",
-        "a large photo's companion output (run whole after its centre was measured) keeps its exposure drift",
-        "src/uir/api.py",
-        '                    fine = guard_tone(restore_tensor(self.companion, one, **kwargs), one, "keep")\n',
-        "                    fine = restore_tensor(self.companion, one, **kwargs)\n",
+        '    return guard_tone(restore_tensor(denoiser, image, **kwargs), image, "keep")\n',
+        "    return restore_tensor(denoiser, image, **kwargs)\n",
         (
+            "tests/test_companion.py::test_a_photo_the_model_changes_little_goes_to_the_companion_with_its_tone_kept",
             "tests/test_companion.py::"
             "test_the_grain_of_a_large_photo_is_read_on_its_centre_and_the_companion_runs_whole_only_if_chosen",
         ),

@@ -63,6 +63,7 @@ from uir.inspection import (
     LOW_LIGHT_MEAN,
     Inspection,
     Inspector,
+    fine_detail,
     is_underexposed,
     low_light_probability,
     read_grain,
@@ -282,7 +283,7 @@ class Model:
                 probe, fine, grain = read_grain(self.companion, one, **kwargs)  # on the centre: bounded time
                 plan = route(dataclasses.replace(plan, grain=grain), change, self.companion.name)
                 if plan.restored_by == self.companion.name and probe.shape != one.shape:
-                    fine = guard_tone(restore_tensor(self.companion, one, **kwargs), one, "keep")
+                    fine = fine_detail(self.companion, one, **kwargs)
             else:
                 plan = route(plan, change, None)
             if plan.restored_by is None:

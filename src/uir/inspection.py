@@ -112,13 +112,18 @@ companion on the whole photo only if its output comes back, so a large clean-loo
 companion run, not two whole networks."""
 
 
+def fine_detail(denoiser: Any, image: Tensor, **kwargs: Any) -> Tensor:
+    """``denoiser``'s output of ``(1, 3, H, W)`` with the tone guard's ``keep``: its fine detail only (the exposure and
+    colour above 16 px put back). ``kwargs`` go to ``uir.restore.restore_tensor`` (tile, overlap, stop_check)."""
+    return guard_tone(restore_tensor(denoiser, image, **kwargs), image, "keep")
+
+
 def read_grain(denoiser: Any, image: Tensor, **kwargs: Any) -> tuple[Tensor, Tensor, float | None]:
     """How much grain ``denoiser`` (a restorer: the default's fine-damage companion) finds in ``(1, 3, H, W)``:
-    ``(probe, denoised, grain)``, the centre ``GRAIN_SIDE`` crop, the denoiser's output of it with the tone guard's
-    ``keep`` (its fine detail only), and ``uir.metrics.estimates.residual_grain`` of the two rounded to 0.01 (``None``
-    at 16 pixels a side or less). ``kwargs`` go to ``uir.restore.restore_tensor`` (tile, overlap, stop_check)."""
+    ``(probe, denoised, grain)``, the centre ``GRAIN_SIDE`` crop, ``fine_detail`` of it, and
+    ``uir.metrics.estimates.residual_grain`` of the two rounded to 0.01 (``None`` at 16 pixels a side or less)."""
     probe = center_crop(image, GRAIN_SIDE)
-    denoised = guard_tone(restore_tensor(denoiser, probe, **kwargs), probe, "keep")
+    denoised = fine_detail(denoiser, probe, **kwargs)
     if min(probe.shape[-2:]) <= 16:
         return probe, denoised, None
     return probe, denoised, round(float(residual_grain(probe, denoised.clamp(0, 1))[0]), 2)
@@ -273,8 +278,9 @@ class Inspector:
         return cls(loaded_classifier, loaded_tree, loaded_perceiver, device, loaded_denoiser)
 
     @torch.no_grad()
-    def inspect(self, image: Tensor, path: str | None = None) -> Inspection:
-        """Inspect one ``(1, 3, H, W)`` RGB image in [0, 1]."""
+    def inspect(self, image: Tensor, path: str | None = None, grain: float | None = None) -> Inspection:
+        """Inspect one ``(1, 3, H, W)`` RGB image in [0, 1]; ``grain``: its grain where it was already read with this
+        inspector's denoiser (``uir.api.Plan.grain``), which is not read again."""
         from uir.viz import shrink  # heavy: cv2 (through uir.io); `import uir.api` stays light
 
         if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
@@ -299,8 +305,7 @@ class Inspector:
         if self.tree is not None:
             tree_path = [int(n) for n in self.tree.tree_path(crop)]
         sigma, quality = severity(image, path)
-        grain = None
-        if self.denoiser is not None and degradations and next(iter(degradations)) == CLEAN:
+        if grain is None and self.denoiser is not None and degradations and next(iter(degradations)) == CLEAN:
             grain = read_grain(self.denoiser, center_crop(image, GRAIN_SIDE).to(self.device, torch.float32))[2]
         verdict = _verdict(piqe_score, degradations, tiers)
         if grain is not None and grain >= GRAIN_FLOOR and verdict.startswith("looks clean"):

@@ -233,7 +233,7 @@ def restore_report(
         "model": model,
         "seconds": round(seconds, 4),
         **({"plan": plan.to_dict()} if plan is not None else {}),
-        "before": inspector.inspect(before, str(source)).to_dict(),
+        "before": inspector.inspect(before, str(source), None if plan is None else plan.grain).to_dict(),
         "after": inspector.inspect(after, str(output)).to_dict(),
     }
     return json.dumps(report, indent=2) + "\n"
