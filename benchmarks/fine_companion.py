@@ -45,9 +45,9 @@ from pathlib import Path
 
 import torch
 
-from uir.api import SMALL_CHANGE_DB, Plan, fine_route, load, route
-from uir.benchmarks import Protocol, pairs_protocol, sampled_sets
-from uir.degradations import Mix, apply
+from uir.api import SMALL_CHANGE_DB, Plan, fine_route, load, route, runs_companion
+from uir.benchmarks import Protocol, get_protocol, pairs_protocol, sampled_sets
+from uir.degradations import TYPES, Mix, apply
 from uir.inspection import CLEAN, CLEAN_CONFIDENCE
 from uir.io import read_image
 from uir.metrics import psnr
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"))
     p.add_argument("--model", default="default")
     p.add_argument("--companion", help="the fine-damage network (a model file or name)")
-    p.add_argument("--protocols", nargs="+", default=["real-noise", "fidelity", "uir-5d"])
+    p.add_argument("--protocols", nargs="*", default=["real-noise", "fidelity", "uir-5d"])
     p.add_argument(
         "--pairs",
         nargs=2,
@@ -75,6 +75,14 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         metavar=("LQ_DIR", "GT_DIR"),
         help="also a folder of pairs (repeatable), e.g. scripts/make_dark_photos.py's",
+    )
+    p.add_argument(
+        "--synthetic",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("TYPE", "SEVERITY"),
+        help="also a synthetic set as uir-5d's (every 2nd CBSD68 photo from the 2nd) at another severity (repeatable)",
     )
     p.add_argument("--every", type=int, default=1, help="take every n-th image of a set (a quicker look)")
     p.add_argument("--cache", type=Path, default=Path("runs/tone-guard-cache"), help="synthetic sets' cache")
@@ -108,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, object]] = []
     print(f"{'set':<16} {'n':>3} {'input':>7} {'default':>8} {'gate: PSNR, sent':>17} {'change: PSNR, sent':>19}"
           f" {'rain kept: PSNR, sent':>22} {'below input: default, gate, change, rain kept':>47}")  # fmt: skip
-    protocols: list[str | Protocol] = [*args.protocols, *(pairs_protocol(Path(a), Path(b)) for a, b in args.pairs)]
+    protocols: list[str | Protocol] = [*args.protocols, *_named_pairs(args.pairs)]
+    protocols += [synthetic_protocol(kind, float(severity)) for kind, severity in args.synthetic]
     for test_set, samples in sampled_sets(protocols, args.data_root, args.cache, args.every):
         if samples is None:
             print(f"{test_set.name:<16} data missing")
@@ -170,6 +179,36 @@ def main(argv: list[str] | None = None) -> int:
             writer.writeheader()
             writer.writerows(rows)
     return 0
+
+
+def _named_pairs(pairs: list[list[str]]) -> list[Protocol]:
+    """``pairs_protocol`` of each (LQ_DIR, GT_DIR), a set named as its folder is (``x0.6`` for ``runs/dark/x0.6/lq``)
+    unless two sets would share a name: then with the folder above it too (``dark-x0.6``, ``dark-srgb-x0.6``)."""
+    protocols = [pairs_protocol(Path(a), Path(b)) for a, b in pairs]
+    names = [p.sets[0].name for p in protocols]
+    for k, (protocol, (lq, _)) in enumerate(zip(protocols, pairs, strict=True)):
+        if names.count(names[k]) > 1:
+            lq_dir = Path(lq).resolve()
+            above = lq_dir.parent.parent.name if lq_dir.parent.name == names[k] else lq_dir.parent.name
+            renamed = dataclasses.replace(protocol.sets[0], name=f"{above}-{names[k]}")
+            protocols[k] = dataclasses.replace(protocol, sets=(renamed,))
+    return protocols
+
+
+def synthetic_protocol(kind: str, severity: float) -> Protocol:
+    """A one-set protocol of ``kind`` at ``severity``, drawn from CBSD68 as uir-5d's motion-blur set is (its photos,
+    each photo's own seed): e.g. motion blur at other severities than uir-5d's 0.4."""
+    if kind not in TYPES:
+        raise SystemExit(f"fine_companion: unknown degradation type {kind!r}; known: {', '.join(sorted(TYPES))}")
+    if not 0.0 <= severity <= 1.0:
+        raise SystemExit(f"fine_companion: a severity is 0-1, not {severity:g}")
+    base = next(s for s in get_protocol("uir-5d").sets if s.name == "syn-motion-blur")
+    assert base.synthesis is not None
+    recipe = dataclasses.replace(base.synthesis, type=kind, severity=severity)
+    name = f"syn-{kind}-s{severity:g}"
+    return Protocol(
+        name, f"{kind} at severity {severity:g}", (dataclasses.replace(base, name=name, task=kind, synthesis=recipe),)
+    )
 
 
 def _number(text: str) -> float | None:
@@ -311,7 +350,7 @@ def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
         restored_by="model",
         mean_luminance=luminance,
     )
-    ran = fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN)  # as restore_planned runs it
+    ran = runs_companion(plan, change)  # as restore_planned runs it
     grain = _number(r.get("grain", ""))  # a CSV written before the grain test has no such column: it cannot be weighed
     if ran and grain is None:
         raise SystemExit(f"fine_companion: {path} lacks the companion's figures for row {r['set']} {r['index']}")

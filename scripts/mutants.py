@@ -112,6 +112,17 @@ MUTANTS = (
         ),
     ),
     Mutant(
+        "blur-change-as-any",
+        "a soft photo called motion-blurred that the model sharpens by 30-35 dB stays with the model",
+        "src/uir/api.py",
+        "    return change >= (BLUR_SMALL_CHANGE_DB if blurred else SMALL_CHANGE_DB)\n",
+        "    return change >= SMALL_CHANGE_DB\n",
+        (
+            "tests/test_companion.py::"
+            "test_a_photo_called_motion_blurred_that_the_model_changes_by_less_than_35_db_goes_to_the_companion",
+        ),
+    ),
+    Mutant(
         "grain-no-ceiling",
         "heavy noise on a clean-looking photo goes to the companion, which is behind the model there",
         "src/uir/api.py",

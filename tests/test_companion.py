@@ -14,6 +14,7 @@ from PIL import Image
 
 from conftest import load_example, smooth_photo
 from uir.api import (
+    BLUR_SMALL_CHANGE_DB,
     DARK_CLEAN_MEAN,
     GRAIN_CEILING,
     GRAIN_FLOOR,
@@ -22,6 +23,7 @@ from uir.api import (
     Model,
     Plan,
     change_db,
+    changes_little,
     fine_route,
     load,
     plan_for_tasks,
@@ -140,7 +142,7 @@ def test_a_clean_looking_photo_with_grain_goes_to_the_companion_however_much_the
     assert heavy.calls == 1 and plan.grain > GRAIN_CEILING and plan.restored_by == "net", plan
     # Another likeliest type: no companion where the model changes the photo much.
     fine.calls = 0
-    ((out, plan),) = pair({"motion-blur": 0.6, "clean": 0.4}, SMALL_CHANGE_DB - 5, fine).restore_planned(x)
+    ((out, plan),) = pair({"haze": 0.6, "clean": 0.4}, SMALL_CHANGE_DB - 5, fine).restore_planned(x)
     assert fine.calls == 0 and plan.restored_by == "net" and plan.grain is None
 
 
@@ -194,6 +196,29 @@ def test_route_decides_from_the_change_and_the_grain() -> None:
     assert route(dataclasses.replace(plan, grain=9.0, restored_by="net"), 30.0, "fine").restored_by == "net"
     noisy = Plan(("auto",), "no-brightening", "", hint="noise", restored_by="net")
     assert route(noisy, 36.0, "fine").restored_by == "fine" and route(noisy, 34.0, "fine").restored_by == "net"
+
+
+def test_a_photo_called_motion_blurred_that_the_model_changes_by_less_than_35_db_goes_to_the_companion() -> None:
+    # The model's deblurring changes a photo little and gains little; on a soft real photo it sharpens the grain.
+    x = photo()
+    between = (BLUR_SMALL_CHANGE_DB + SMALL_CHANGE_DB) / 2
+    for hint, change, by in [
+        ("motion-blur", between, "fine"),
+        ("motion-blur", BLUR_SMALL_CHANGE_DB - 3, "net"),  # a change that large is the model's
+        ("haze", between, "net"),  # other types keep SMALL_CHANGE_DB
+        ("noise", between, "net"),
+    ]:
+        fine = Shift("fine", fine=rms(45))
+        model = pair({hint: 0.6, "clean": 0.4}, change, fine)
+        ((out, plan),) = model.restore_planned(x)
+        assert plan.restored_by == by and fine.calls == (by == "fine"), (hint, change, plan)
+        if by == "fine":
+            assert plan.tone == "keep" and "would change it little" in plan.reason, plan
+    blurred = Plan(("auto",), "no-brightening", "", hint="motion-blur")
+    assert changes_little(blurred, between) and not changes_little(blurred, BLUR_SMALL_CHANGE_DB - 0.1)
+    assert not changes_little(dataclasses.replace(blurred, hint="rain-streaks"), between)
+    named = dataclasses.replace(plan_for_tasks(["camera-noise"]), hint="motion-blur")  # a named task: the 35 dB bound
+    assert not changes_little(named, between) and changes_little(named, SMALL_CHANGE_DB)
 
 
 def test_load_attaches_the_shipped_companion_to_the_default_only() -> None:

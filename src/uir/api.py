@@ -15,8 +15,9 @@ the correction: ``1`` is the model's full output, ``0.5`` halfway between it and
 little (or that are dark), as they are and restores the rest fully. See ``Model.plan``.
 
 The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
-change little and that does not look clean (real camera grain, most often) goes to it instead, with its exposure and
-colour kept (``fine_route``; a strength given as a number then scales the companion's correction), and so does a photo
+change little (``changes_little``) and that does not look clean (real camera grain, most often) goes to it instead,
+with its exposure and colour kept (``fine_route``; a strength given as a number then scales the companion's
+correction), and so does a photo
 whose likeliest type is clean where the companion finds grain in its flat parts (``route``, ``GRAIN_FLOOR``);
 ``Plan.restored_by`` says which network's output came back.
 
@@ -198,10 +199,10 @@ class Model:
         restorer: a ``uir.restorers.Restorer`` (``restore((B, 3, H, W)) -> (B, 3, H, W)``).
         device: where its tensors go.
         companion: a second ``Restorer`` for fine damage (``load`` attaches the shipped one to ``default``): a photo
-            the model changes little, under a task that allows it (``fine_route``), is restored by the companion
-            instead, except one that strength ``auto`` leaves as it is (it looks clean, and the companion finds no
-            grain of ``GRAIN_FLOOR``-``GRAIN_CEILING`` in it); under ``task="auto"`` a photo whose likeliest type is
-            clean goes to it where it finds such grain (``route``).
+            the model changes little (``changes_little``), under a task that allows it (``fine_route``), is restored by
+            the companion instead, except one that strength ``auto`` leaves as it is (it looks clean, and the
+            companion finds no grain of ``GRAIN_FLOOR``-``GRAIN_CEILING`` in it); under ``task="auto"`` a photo whose
+            likeliest type is clean goes to it where it finds such grain (``route``).
 
     Attributes:
         name: the model's name (``nafnet-fr-v2.1`` for ``default``).
@@ -278,7 +279,7 @@ class Model:
             change = change_db(restored, one)
             plan = dataclasses.replace(plan, restored_by=self.name)
             fine = None
-            if self.companion is not None and fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN):
+            if self.companion is not None and runs_companion(plan, change):
                 kwargs = {"tile": tile, "overlap": overlap, "stop_check": stop_check}
                 probe, fine, grain = read_grain(self.companion, one, **kwargs)  # on the centre: bounded time
                 plan = route(dataclasses.replace(plan, grain=grain), change, self.companion.name)
@@ -431,6 +432,40 @@ before nafnet-fr-v2.1, haze lost 0.14 at the 0.9 gate, and 33-36 dB leave clean 
 ``--thresholds 0.9 --min-change 30 33 36 40``, docs/severity.md)."""
 
 
+BLUR_SMALL_CHANGE_DB = 30.0
+"""Under ``task="auto"``, what counts as a small change (``changes_little``) for a photo whose likeliest type is motion
+blur: the model's deblurring changes a photo by little whatever its blur, and gains little from it, while on a soft
+real photo that the analysis calls motion-blurred it sharpens the grain. CBSD68 with motion blur at severity 0.25-0.85
+(uir-5d's 0.4 among them): the model's change is 31.5 dB or more from the input on every photo, its gain over the
+input 0.08-0.20 dB on average (at most 0.45 on a photo it changes by less than 35 dB); PolyU's soft, dim crops
+called motion-blurred that it changes by 30.8-34.0 dB lose 4.1-4.9 dB with it and gain 0.2-0.9 with the companion
+(``python
+benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 --synthetic
+motion-blur 0.25 --synthetic motion-blur 0.55 --synthetic motion-blur 0.7 --synthetic motion-blur 0.85 --per-image
+runs/fc-mb.csv``, then ``--weigh runs/fc-mb.csv``; docs/models/nafnet-fr-fine.md)."""
+
+
+def changes_little(plan: Plan, change: float) -> bool:
+    """Whether the model's ``change`` from the input (PSNR, dB) is small enough for its fine-damage companion to take
+    the photo instead (``route``'s third rule): ``SMALL_CHANGE_DB``, or ``BLUR_SMALL_CHANGE_DB`` where, under
+    ``task="auto"``, the photo's likeliest type is motion blur.
+
+    Example:
+        >>> blurred = Plan(("auto",), "no-brightening", "", hint="motion-blur")
+        >>> changes_little(blurred, 32.0), changes_little(dataclasses.replace(blurred, hint="haze"), 32.0)
+        (True, False)
+    """
+    blurred = plan.task == (AUTO,) and plan.hint == "motion-blur"
+    return change >= (BLUR_SMALL_CHANGE_DB if blurred else SMALL_CHANGE_DB)
+
+
+def runs_companion(plan: Plan, change: float) -> bool:
+    """Whether ``Model.restore_planned`` runs the companion on a photo the model changed by ``change`` (PSNR, dB):
+    where ``fine_route`` allows it and the model changes it little (``changes_little``) or, under ``task="auto"``,
+    its likeliest type is clean (to read its grain)."""
+    return fine_route(plan) and (changes_little(plan, change) or plan.hint == CLEAN)
+
+
 COMPANION_TASKS = ("noise", "camera-noise", "jpeg")
 """Named tasks whose photos may go to the companion (``fine_route``): the damage it was trained on."""
 
@@ -440,7 +475,7 @@ little it changes them: light rain is what it changes little and the companion d
 
 
 def fine_route(plan: Plan) -> bool:
-    """Whether a photo that the model changes little (``SMALL_CHANGE_DB``) goes to the model's fine-damage companion:
+    """Whether a photo that the model changes little (``changes_little``) goes to the model's fine-damage companion:
     under ``task="auto"`` unless it looks underexposed (tone ``free``) or its likeliest type is in
     ``FINE_ROUTE_KEEPS``; with named tasks, when every one is in ``COMPANION_TASKS``. Under ``task="auto"`` the
     companion also runs on a photo whose likeliest type is clean, however the model changes it, to measure its grain.
@@ -484,7 +519,8 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
     2. A provisional strength 0 (strength ``auto``, the photo looks clean): the input if the model changes it
        little (``SMALL_CHANGE_DB``), or if the photo is dark (mean luminance under ``DARK_CLEAN_MEAN``) and the
        companion found no grain (under ``GRAIN_FLOOR``, or it did not run); else the model's at full strength.
-    3. The model changes it little and the companion ran: the companion's (``fine_route``: fine damage).
+    3. The model changes it little (``changes_little``: ``SMALL_CHANGE_DB``, ``BLUR_SMALL_CHANGE_DB`` for a photo
+       whose likeliest type is motion blur) and the companion ran: the companion's (``fine_route``: fine damage).
     4. Otherwise the model's.
 
     Example:
@@ -513,7 +549,7 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
             return dataclasses.replace(plan, reason=said, restored_by=None)
         said = f"{plan.reason}, but the model changes it much ({change:.1f} dB from the input): restored"
         return dataclasses.replace(plan, strength=1.0, reason=said)
-    if companion is not None and change >= SMALL_CHANGE_DB:
+    if companion is not None and changes_little(plan, change):
         model = plan.restored_by or "the model"
         said = f"{plan.reason}; {model} would change it little ({change:.1f} dB from the input): {fine}"
         return dataclasses.replace(plan, tone="keep", reason=said, restored_by=companion)

@@ -55,7 +55,8 @@ the rest fully.
 Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo whose
 restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG) is restored by the
 companion instead, its exposure and colour kept: under --task auto unless the photo looks underexposed or its
-likeliest type is rain streaks; with --task naming only noise, camera-noise or jpeg; at any --strength. Under --task
+likeliest type is rain streaks (30 dB where it is motion blur: the model barely deblurs, and sharpens the grain of
+a soft photo); with --task naming only noise, camera-noise or jpeg; at any --strength. Under --task
 auto a photo whose likeliest type is clean goes to it too when the companion finds grain in its flat parts (1.5-8 of
 255; the report's `grain`); a clean-looking one without such grain --strength auto leaves as it is. The report's
 `restored_by` says which network's output came back; --companion none turns it off.
