@@ -18,18 +18,22 @@ import statistics
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from uir.api import load
 from uir.data import pair_folder
 from uir.io import read_image
 from uir.metrics import psnr
 
-TRANSFORMS = [(False, False, False), (True, False, False), (False, True, False), (True, True, False)]
-TRANSFORMS += [(h, v, True) for h, v, _ in TRANSFORMS]
-"""(horizontal flip, vertical flip, transpose), in the order the ensembles take them."""
+_FLIPS = ((False, False), (True, False), (False, True), (True, True))
+TRANSFORMS = tuple((h, v, False) for h, v in _FLIPS) + tuple((h, v, True) for h, v in _FLIPS)
+"""(horizontal flip, vertical flip, transpose), in the order the ensembles take them: the first four as
+``uir.pretrained.ModelRestorer``'s ``flips`` takes them (1, 2, 4), then the same after a transpose. Kept here so that
+one loop scores every ensemble size on the same passes."""
 
 
-def forward(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
+def _transform(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
+    """``x`` flipped left-right (``h``), up-down (``v``), then transposed (``t``)."""
     if h:
         x = x.flip(-1)
     if v:
@@ -37,7 +41,8 @@ def forward(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
     return x.transpose(-1, -2) if t else x
 
 
-def backward(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
+def _untransform(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
+    """``_transform`` undone."""
     if t:
         x = x.transpose(-1, -2)
     if v:
@@ -51,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="nafnet-fr-fine", help="the network to ensemble (a name or a file)")
     p.add_argument("--every", type=int, default=1, help="take every n-th pair (a quicker look)")
     args = p.parse_args(argv)
+    if args.every < 1:
+        raise SystemExit(f"companion_ensemble: --every must be 1 or more, got {args.every}")
     polyu = args.data_root / "real_noisy" / "PolyU_cropped100" if args.data_root else None
     if polyu is None or not (polyu / "lq").is_dir():
         raise SystemExit("companion_ensemble: needs real_noisy/PolyU_cropped100 (--data-root or UIR_DATA_ROOT)")
@@ -59,13 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (1, 2, 4, 8)
     scores: dict[int, list[float]] = {n: [] for n in sizes}
     inputs: list[float] = []
-    for pair in pair_folder(polyu).pairs[:: args.every]:
+    for pair in tqdm(pair_folder(polyu).pairs[:: args.every], desc="crops", unit="crop"):
         lq, gt = read_image(pair.lq).image, read_image(pair.gt).image
         inputs.append(float(psnr(lq, gt)[0]))
         total = torch.zeros_like(lq)
         for k, (h, v, t) in enumerate(TRANSFORMS, 1):
-            out = model.restorer.restore(forward(lq, h, v, t))
-            total += backward(out.clamp(0, 1), h, v, t)
+            out = model.restorer.restore(_transform(lq, h, v, t))
+            total += _untransform(out.clamp(0, 1), h, v, t)
             if k in scores:
                 scores[k].append(float(psnr((total / k).clamp(0, 1), gt)[0]))
     print(f"{model.name} on PolyU, {len(inputs)} pairs: input {statistics.fmean(inputs):.2f} dB")

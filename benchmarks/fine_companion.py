@@ -45,9 +45,10 @@ from pathlib import Path
 
 import torch
 
-from uir.api import SMALL_CHANGE_DB, Plan, fine_route, load, route, runs_companion
+from uir.api import BLUR_SMALL_CHANGE_DB, SMALL_CHANGE_DB, Plan, changes_little, fine_route, load, route, runs_companion
 from uir.benchmarks import Protocol, get_protocol, pairs_protocol, sampled_sets
 from uir.degradations import TYPES, Mix, apply
+from uir.errors import UirError
 from uir.inspection import CLEAN, CLEAN_CONFIDENCE
 from uir.io import read_image
 from uir.metrics import psnr
@@ -90,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--look-from",
         type=float,
-        default=30.0,
+        default=BLUR_SMALL_CHANGE_DB,
         help=f"the CSV's companion figures where the PSNR of the model's output against the input is at least this "
-        f"(dB, <= {SMALL_CHANGE_DB:g})",
+        f"(dB, <= {BLUR_SMALL_CHANGE_DB:g} for --weigh's api column)",
     )
     p.add_argument("--weigh", type=Path, help="print the API's route from a --per-image CSV (no network runs)")
     p.add_argument("--gates", type=float, nargs="*", default=[45.0, math.inf])
@@ -110,14 +111,23 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("fine_companion: say which network is the companion with --companion")
     if args.data_root is None or not args.data_root.is_dir():
         raise SystemExit("fine_companion: say where the data is with --data-root (or UIR_DATA_ROOT)")
+    protocols: list[str | Protocol] = [*args.protocols, *_named_pairs(args.pairs)]
+    protocols += [synthetic_protocol(kind, severity) for kind, severity in args.synthetic]
+    if not protocols:
+        raise SystemExit("fine_companion: nothing to run: name --protocols, --pairs or --synthetic sets")
+    names = [s.name for p in protocols for s in (get_protocol(p) if isinstance(p, str) else p).sets]
+    if len(set(names)) < len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise SystemExit(f"fine_companion: two sets would be named {', '.join(twice)}: give each once")
     torch.set_grad_enabled(False)
-    model, companion = load(args.model, companion=None), load(args.companion, companion=None)
+    try:
+        model, companion = load(args.model, companion=None), load(args.companion, companion=None)
+    except UirError as e:
+        raise SystemExit(f"fine_companion: {e}") from None
     print(f"model {model.name}, companion {companion.name}")
     rows: list[dict[str, object]] = []
     print(f"{'set':<16} {'n':>3} {'input':>7} {'default':>8} {'gate: PSNR, sent':>17} {'change: PSNR, sent':>19}"
           f" {'rain kept: PSNR, sent':>22} {'below input: default, gate, change, rain kept':>47}")  # fmt: skip
-    protocols: list[str | Protocol] = [*args.protocols, *_named_pairs(args.pairs)]
-    protocols += [synthetic_protocol(kind, float(severity)) for kind, severity in args.synthetic]
     for test_set, samples in sampled_sets(protocols, args.data_root, args.cache, args.every):
         if samples is None:
             print(f"{test_set.name:<16} data missing")
@@ -195,20 +205,23 @@ def _named_pairs(pairs: list[list[str]]) -> list[Protocol]:
     return protocols
 
 
-def synthetic_protocol(kind: str, severity: float) -> Protocol:
-    """A one-set protocol of ``kind`` at ``severity``, drawn from CBSD68 as uir-5d's motion-blur set is (its photos,
-    each photo's own seed): e.g. motion blur at other severities than uir-5d's 0.4."""
+def synthetic_protocol(kind: str, severity: str) -> Protocol:
+    """A one-set protocol of ``kind`` at ``severity`` (0-1, as typed), drawn from CBSD68 as uir-5d's motion-blur set is
+    (its photos, each photo's own seed): e.g. motion blur at other severities than uir-5d's 0.4."""
     if kind not in TYPES:
         raise SystemExit(f"fine_companion: unknown degradation type {kind!r}; known: {', '.join(sorted(TYPES))}")
-    if not 0.0 <= severity <= 1.0:
-        raise SystemExit(f"fine_companion: a severity is 0-1, not {severity:g}")
+    try:
+        level = float(severity)
+    except ValueError:
+        raise SystemExit(f"fine_companion: a severity is a number from 0 to 1, not {severity!r}") from None
+    if not 0.0 <= level <= 1.0:
+        raise SystemExit(f"fine_companion: a severity is a number from 0 to 1, not {severity}")
     base = next(s for s in get_protocol("uir-5d").sets if s.name == "syn-motion-blur")
     assert base.synthesis is not None
-    recipe = dataclasses.replace(base.synthesis, type=kind, severity=severity)
-    name = f"syn-{kind}-s{severity:g}"
-    return Protocol(
-        name, f"{kind} at severity {severity:g}", (dataclasses.replace(base, name=name, task=kind, synthesis=recipe),)
-    )
+    recipe = dataclasses.replace(base.synthesis, type=kind, severity=level)
+    name = f"syn-{kind}-s{level:g}"
+    test_set = dataclasses.replace(base, name=name, task=kind, synthesis=recipe)
+    return Protocol(name, f"{kind} at severity {level:g}", (test_set,))
 
 
 def _number(text: str) -> float | None:
@@ -245,10 +258,10 @@ def weigh(path: Path, gates: list[float]) -> int:
                 fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
                 looks_clean = _looks_clean(r)
                 plan = Plan(("auto",), r["tone"], "", hint=r["hint"])
-                little = change >= SMALL_CHANGE_DB
+                little = changes_little(plan, change)
                 routed = gate is not None and little and fine_route(plan)
                 if routed and fine is None:
-                    raise SystemExit(f"fine_companion: {path} lacks the companion's figures (--look-from above 35?)")
+                    raise SystemExit(f"fine_companion: {path} lacks the companion's figures (--look-from above 30?)")
                 if routed:
                     stays, out = looks_clean and fine_change is not None and fine_change >= gate, fine
                 else:
@@ -353,7 +366,10 @@ def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
     ran = runs_companion(plan, change)  # as restore_planned runs it
     grain = _number(r.get("grain", ""))  # a CSV written before the grain test has no such column: it cannot be weighed
     if ran and grain is None:
-        raise SystemExit(f"fine_companion: {path} lacks the companion's figures for row {r['set']} {r['index']}")
+        raise SystemExit(
+            f"fine_companion: {path} lacks the companion's figures for row {r['set']} {r['index']}"
+            " (--look-from above 30?)"
+        )
     plan = route(dataclasses.replace(plan, grain=grain if ran else None), change, "companion" if ran else None)
     by = plan.restored_by
     return {None: float(r["input"]), "model": float(r["model"])}.get(by, _number(r["companion"]) or 0.0), by

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from uir import io
-from uir.degradations.functional import gaussian_blur, linear_to_srgb, srgb_to_linear
+from uir.degradations.functional import gaussian_blur, scale_exposure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"make_soft_photos: --zoom must be 1 <= low <= high, got {args.zoom}")
     if not 0 < args.exposure[0] <= args.exposure[1] <= 1:
         raise SystemExit(f"make_soft_photos: --exposure must be 0 < low <= high <= 1, got {args.exposure}")
+    dim = tuple(args.exposure) != (1.0, 1.0)
     args.out.mkdir(parents=True, exist_ok=True)
     paths = io.list_images([root])[args.files[0] : args.files[1]]
     for i, path in enumerate(paths):
@@ -64,15 +65,12 @@ def main(argv: list[str] | None = None) -> int:
             photo = photo.crop((left, top, left + min(args.side, photo.width), top + min(args.side, photo.height)))
         image = torch.from_numpy(np.asarray(photo, np.float32) / 255).permute(2, 0, 1)[None]
         soft = gaussian_blur(image, sigma).clamp(0, 1)
-        if tuple(args.exposure) != (
-            1.0,
-            1.0,
-        ):  # drawn after the others: the photos of the default range stay as they were
+        if dim:  # drawn after the others: the photos of the default range stay as they were
             lo, hi = args.exposure
-            soft = linear_to_srgb(srgb_to_linear(soft) * (lo + (hi - lo) * float(torch.rand((), generator=g))))
+            soft = scale_exposure(soft, lo + (hi - lo) * float(torch.rand((), generator=g)))
         io.write_image(args.out / f"{path.stem}.png", soft)
     zoomed = f", enlarged {args.zoom[0]:g}-{args.zoom[1]:g}x" if args.zoom[1] > 1 else ""
-    zoomed += f", exposure x{args.exposure[0]:g}-{args.exposure[1]:g}" if tuple(args.exposure) != (1.0, 1.0) else ""
+    zoomed += f", exposure x{args.exposure[0]:g}-{args.exposure[1]:g}" if dim else ""
     print(f"wrote {len(paths)} photos softened by sigma {args.sigma[0]:g}-{args.sigma[1]:g} px{zoomed} to {args.out}")
     return 0
 

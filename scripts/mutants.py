@@ -123,6 +123,14 @@ MUTANTS = (
         ),
     ),
     Mutant(
+        "weigh-own-rule",
+        "the route benchmark decides when the companion runs by its own copy of the rule (the 35 dB bound only)",
+        "benchmarks/fine_companion.py",
+        "    ran = runs_companion(plan, change)  # as restore_planned runs it\n",
+        "    ran = fine_route(plan) and (change >= SMALL_CHANGE_DB or plan.hint == CLEAN)\n",
+        ("tests/test_companion.py::test_the_route_benchmark_weighs_a_csv_row_as_restore_planned_decides",),
+    ),
+    Mutant(
         "grain-no-ceiling",
         "heavy noise on a clean-looking photo goes to the companion, which is behind the model there",
         "src/uir/api.py",

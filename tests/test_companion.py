@@ -4,6 +4,7 @@ the exposure and colour kept; rain, named coarse damage and underexposed photos 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 from pathlib import Path
 
@@ -31,6 +32,8 @@ from uir.api import (
 )
 from uir.cli import main
 from uir.inspection import Inspector
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def photo(seed: int = 2, h: int = 40, w: int = 52) -> torch.Tensor:
@@ -215,7 +218,8 @@ def test_a_photo_called_motion_blurred_that_the_model_changes_by_less_than_35_db
         if by == "fine":
             assert plan.tone == "keep" and "would change it little" in plan.reason, plan
     blurred = Plan(("auto",), "no-brightening", "", hint="motion-blur")
-    assert changes_little(blurred, between) and not changes_little(blurred, BLUR_SMALL_CHANGE_DB - 0.1)
+    assert changes_little(blurred, BLUR_SMALL_CHANGE_DB) and not changes_little(blurred, BLUR_SMALL_CHANGE_DB - 0.1)
+    assert changes_little(blurred, between)
     assert not changes_little(dataclasses.replace(blurred, hint="rain-streaks"), between)
     named = dataclasses.replace(plan_for_tasks(["camera-noise"]), hint="motion-blur")  # a named task: the 35 dB bound
     assert not changes_little(named, between) and changes_little(named, SMALL_CHANGE_DB)
@@ -276,3 +280,18 @@ def test_the_default_pair_restores_grain_without_changing_the_exposure() -> None
         assert abs(float(out.mean() / grainy.mean()) - 1) < 0.001
     ((out, plan),) = model.restore_planned(clean, task="auto")  # the clean crop: left as it is
     assert plan.restored_by is None and plan.grain < GRAIN_FLOOR and torch.equal(out, clean), plan
+
+
+def test_the_route_benchmark_weighs_a_csv_row_as_restore_planned_decides() -> None:
+    # benchmarks/fine_companion.py --weigh replays the API's route from per-image figures: it must call the same rules.
+    spec = importlib.util.spec_from_file_location("fine_companion", ROOT / "benchmarks" / "fine_companion.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    row = {"set": "s", "index": "0", "input": "36.0", "model": "31.0", "companion": "36.5", "companion_change": "50.0"}
+    row |= {"grain": "0.3", "clean": "0.1", "luminance": "0.3", "tone": "no-brightening"}
+    between = (BLUR_SMALL_CHANGE_DB + SMALL_CHANGE_DB) / 2
+    for hint, change, by in [("motion-blur", between, "companion"), ("motion-blur", 28.0, "model")]:
+        assert bench.api_route(row | {"hint": hint, "model_change": str(change)}, Path("x.csv"))[1] == by, hint
+    assert bench.api_route(row | {"hint": "haze", "model_change": str(between)}, Path("x.csv")) == (31.0, "model")
+    assert bench.api_route(row | {"hint": "noise", "model_change": "36.0"}, Path("x.csv")) == (36.5, "companion")

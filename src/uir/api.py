@@ -17,9 +17,8 @@ little (or that are dark), as they are and restores the rest fully. See ``Model.
 The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
 change little (``changes_little``) and that does not look clean (real camera grain, most often) goes to it instead,
 with its exposure and colour kept (``fine_route``; a strength given as a number then scales the companion's
-correction), and so does a photo
-whose likeliest type is clean where the companion finds grain in its flat parts (``route``, ``GRAIN_FLOOR``);
-``Plan.restored_by`` says which network's output came back.
+correction), and so does a photo whose likeliest type is clean where the companion finds grain in its flat parts
+(``route``, ``GRAIN_FLOOR``); ``Plan.restored_by`` says which network's output came back.
 
 ``restore`` returns what it was given: a NumPy array of the same shape and dtype (uint8, uint16 or float in
 [0, 1]; gray ``HxW``, ``HxWx3`` or ``HxWx4`` with the alpha channel kept as it was), a PIL image of the same mode
@@ -434,28 +433,32 @@ before nafnet-fr-v2.1, haze lost 0.14 at the 0.9 gate, and 33-36 dB leave clean 
 
 BLUR_SMALL_CHANGE_DB = 30.0
 """Under ``task="auto"``, what counts as a small change (``changes_little``) for a photo whose likeliest type is motion
-blur: the model's deblurring changes a photo by little whatever its blur, and gains little from it, while on a soft
-real photo that the analysis calls motion-blurred it sharpens the grain. CBSD68 with motion blur at severity 0.25-0.85
-(uir-5d's 0.4 among them): the model's change is 31.5 dB or more from the input on every photo, its gain over the
-input 0.08-0.20 dB on average (at most 0.45 on a photo it changes by less than 35 dB); PolyU's soft, dim crops
-called motion-blurred that it changes by 30.8-34.0 dB lose 4.1-4.9 dB with it and gain 0.2-0.9 with the companion
-(``python
-benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 --synthetic
-motion-blur 0.25 --synthetic motion-blur 0.55 --synthetic motion-blur 0.7 --synthetic motion-blur 0.85 --per-image
-runs/fc-mb.csv``, then ``--weigh runs/fc-mb.csv``; docs/models/nafnet-fr-fine.md)."""
+blur (``BLUR_HINTS``): the model's deblurring changes a photo by little whatever its blur, and gains little from it,
+while on a soft real photo that the analysis calls motion-blurred it sharpens the grain. CBSD68 with motion blur at
+severity 0.25-0.85 (uir-5d's 0.4 among them): the model's change is 31.5 dB or more from the input on every photo,
+its gain over the input 0.08-0.20 dB on average (at most 0.45 on a photo it changes by less than 35 dB); PolyU's
+soft, dim crops called motion-blurred that it changes by 30.8-34.0 dB lose 4.1-4.9 dB with it and gain 0.2-0.9 with
+the companion (``python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine
+--look-from 0 --protocols uir-5d --synthetic motion-blur 0.25 --synthetic motion-blur 0.55 --synthetic motion-blur
+0.7 --synthetic motion-blur 0.85 --per-image runs/fc-mb.csv``, then ``--weigh runs/fc-mb.csv``;
+docs/models/nafnet-fr-fine.md)."""
+
+
+BLUR_HINTS = ("motion-blur",)
+"""Likeliest types (``Plan.hint``) held to ``BLUR_SMALL_CHANGE_DB`` instead of ``SMALL_CHANGE_DB``."""
 
 
 def changes_little(plan: Plan, change: float) -> bool:
     """Whether the model's ``change`` from the input (PSNR, dB) is small enough for its fine-damage companion to take
     the photo instead (``route``'s third rule): ``SMALL_CHANGE_DB``, or ``BLUR_SMALL_CHANGE_DB`` where, under
-    ``task="auto"``, the photo's likeliest type is motion blur.
+    ``task="auto"``, the photo's likeliest type is motion blur (``BLUR_HINTS``).
 
     Example:
         >>> blurred = Plan(("auto",), "no-brightening", "", hint="motion-blur")
         >>> changes_little(blurred, 32.0), changes_little(dataclasses.replace(blurred, hint="haze"), 32.0)
         (True, False)
     """
-    blurred = plan.task == (AUTO,) and plan.hint == "motion-blur"
+    blurred = plan.task == (AUTO,) and plan.hint in BLUR_HINTS
     return change >= (BLUR_SMALL_CHANGE_DB if blurred else SMALL_CHANGE_DB)
 
 
