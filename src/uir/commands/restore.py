@@ -53,14 +53,14 @@ with high confidence and the model would change it little or the photo is dark (
 the rest fully.
 
 Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine). A photo whose
-restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG; 30 dB under --task
-auto where its likeliest type is motion blur: the model barely deblurs, and sharpens the grain of a soft photo) is
-restored by the companion instead, its exposure and colour kept: under --task auto unless the photo looks
-underexposed or its likeliest type is rain streaks; with --task naming only noise, camera-noise or jpeg; at any
---strength. Under --task auto a photo whose likeliest type is clean goes to it too when the companion finds grain in
-its flat parts (1.5-8 of 255; the report's `grain`); a clean-looking one without such grain --strength auto leaves as
-it is. The report's
-`restored_by` says which network's output came back; --companion none turns it off.
+restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG) is restored by the
+companion instead, its exposure and colour kept: under --task auto unless the photo looks underexposed or its
+likeliest type is rain streaks; with --task naming only noise, camera-noise or jpeg; at any --strength. Under --task
+auto a photo whose likeliest type is clean goes to it too when the companion finds grain in its flat parts (1.5-8 of
+255; the report's `grain`); a clean-looking one without such grain --strength auto leaves as it is. Under --task
+auto, where the likeliest type is motion blur, 30 dB is close enough: the model barely deblurs, and sharpens the
+grain of a soft photo. The report's `restored_by` says which network's output came back; --companion none turns it
+off.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger
