@@ -45,11 +45,21 @@ from pathlib import Path
 
 import torch
 
-from uir.api import BLUR_SMALL_CHANGE_DB, SMALL_CHANGE_DB, Plan, changes_little, fine_route, load, route, runs_companion
+from uir.api import (
+    BLUR_SMALL_CHANGE_DB,
+    SMALL_CHANGE_DB,
+    Plan,
+    changes_little,
+    fine_route,
+    load,
+    looks_clean,
+    route,
+    runs_companion,
+)
 from uir.benchmarks import Protocol, get_protocol, pairs_protocol, sampled_sets
 from uir.degradations import TYPES, Mix, apply
 from uir.errors import UirError
-from uir.inspection import CLEAN, CLEAN_CONFIDENCE
+from uir.inspection import CLEAN
 from uir.io import read_image
 from uir.metrics import psnr
 from uir.metrics.estimates import residual_grain
@@ -140,8 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             kept = float(psnr(lq, sample.gt)[0])
             model_change = float(psnr(restored.clamp(0, 1), lq)[0])
             little = model_change >= SMALL_CHANGE_DB
-            looks_clean = plan.tone != "free" and plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE
-            left = looks_clean and little
+            left = looks_clean(plan) and little
             fine = fine_change = grain = None
             if model_change >= args.look_from or plan.hint == CLEAN:  # the companion's figures: the route's and more
                 out = companion.restore_tensor(lq, task="camera-noise", strength=1)
@@ -256,16 +265,16 @@ def weigh(path: Path, gates: list[float]) -> int:
                     continue
                 model, change = float(r["model"]), float(r["model_change"])
                 fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
-                looks_clean = _looks_clean(r)
+                clean_looking = _looks_clean(r)
                 plan = Plan(("auto",), r["tone"], "", hint=r["hint"])
                 little = changes_little(plan, change)
                 routed = gate is not None and little and fine_route(plan)
                 if routed and fine is None:
                     raise SystemExit(f"fine_companion: {path} lacks the companion's figures (--look-from above 30?)")
                 if routed:
-                    stays, out = looks_clean and fine_change is not None and fine_change >= gate, fine
+                    stays, out = clean_looking and fine_change is not None and fine_change >= gate, fine
                 else:
-                    stays, out = looks_clean and little, model
+                    stays, out = clean_looking and little, model
                 sent += routed
                 left += stays
                 values.append(float(r["input"]) if stays else out)
@@ -305,8 +314,7 @@ def weigh(path: Path, gates: list[float]) -> int:
 
 
 def _looks_clean(r: dict[str, str]) -> bool:
-    clean = _number(r["clean"])
-    return r["tone"] != "free" and clean is not None and clean >= CLEAN_CONFIDENCE
+    return looks_clean(Plan(("auto",), r["tone"], "", clean=_number(r["clean"])))
 
 
 def crossover(args: argparse.Namespace) -> int:
@@ -350,16 +358,16 @@ def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
     """What ``uir.api.Model.restore_planned`` gives a CSV row under the default settings: the PSNR of the output and
     who made it (``model``, ``companion``, or ``None``: the input left as it is), decided by ``uir.api.route``."""
     change = float(r["model_change"])
-    looks_clean = _looks_clean(r)
+    clean_looking = _looks_clean(r)
     luminance = _number(r.get("luminance", ""))
-    if looks_clean and change < SMALL_CHANGE_DB and luminance is None:
+    if clean_looking and change < SMALL_CHANGE_DB and luminance is None:
         raise SystemExit(f"fine_companion: {path} lacks the luminance for row {r['set']} {r['index']} (an older CSV)")
     plan = Plan(
         ("auto",),
         r["tone"],
         "",
         hint=r["hint"],
-        strength=0.0 if looks_clean else 1.0,
+        strength=0.0 if clean_looking else 1.0,
         restored_by="model",
         mean_luminance=luminance,
     )

@@ -57,8 +57,8 @@ MUTANTS = (
         "strength-auto-ignores-task",
         "--strength auto leaves clean-looking photos untouched even when the user named what is wrong with them",
         "src/uir/api.py",
-        'if plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE and plan.tone != "free":',
-        'if (plan.clean or 1.0) >= CLEAN_CONFIDENCE and plan.tone != "free":',
+        'return plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE and plan.tone != "free"',
+        'return (plan.clean or 1.0) >= CLEAN_CONFIDENCE and plan.tone != "free"',
         ("tests/test_strength.py::test_auto_leaves_what_looks_clean_and_changes_little_as_it_is",),
     ),
     Mutant(

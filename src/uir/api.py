@@ -317,7 +317,7 @@ class Model:
         if strength != AUTO:
             said = f"strength {strength:g} as asked"
             return dataclasses.replace(plan, strength=strength, reason=f"{plan.reason}; {said}")
-        if plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE and plan.tone != "free":
+        if looks_clean(plan):
             said = f"looks clean ({plan.clean:.0%} >= {CLEAN_CONFIDENCE:.0%})"
             return dataclasses.replace(plan, strength=0.0, reason=f"{plan.reason}; {said}")
         return plan
@@ -446,6 +446,12 @@ docs/models/nafnet-fr-fine.md)."""
 
 BLUR_HINTS = ("motion-blur",)
 """Likeliest types (``Plan.hint``) held to ``BLUR_SMALL_CHANGE_DB`` instead of ``SMALL_CHANGE_DB``."""
+
+
+def looks_clean(plan: Plan) -> bool:
+    """Whether strength ``auto`` takes the photo for clean: the analysis calls it clean with probability at least
+    ``CLEAN_CONFIDENCE`` and it is not underexposed (tone ``free``)."""
+    return plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE and plan.tone != "free"
 
 
 def changes_little(plan: Plan, change: float) -> bool:
