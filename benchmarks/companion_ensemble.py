@@ -1,13 +1,13 @@
 """Issue 24: what a geometric self-ensemble of the fine-damage companion gains on PolyU's real camera noise.
 
     python benchmarks/companion_ensemble.py --data-root ../shared/data
-    python benchmarks/companion_ensemble.py --data-root ../shared/data --model nafnet-fr-fine --every 2
+    python benchmarks/companion_ensemble.py --data-root ../shared/data --model nafnet-fr-fine2 --every 2
 
 The companion (a fully convolutional network) restores each PolyU crop under the eight flips and transposes of the
 square, each output is turned back, and their means over the first 1, 2, 4 and 8 transforms (identity; + horizontal
 flip; + vertical flip and both; + the four transposed ones) are scored against the reference: mean PSNR, the gain
 per crop over one pass, and how many crops come out below their input. An ensemble of n costs n passes. No tone
-guard and no route: the network alone, as ``uir eval --model nafnet-fr-fine --benchmark real-noise`` scores it.
+guard and no route: the network alone, as ``uir eval --model nafnet-fr-fine2 --benchmark real-noise`` scores it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _untransform(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-root", type=Path, default=os.environ.get("UIR_DATA_ROOT"))
-    p.add_argument("--model", default="nafnet-fr-fine", help="the network to ensemble (a name or a file)")
+    p.add_argument("--model", default="nafnet-fr-fine2", help="the network to ensemble (a name or a file)")
     p.add_argument("--every", type=int, default=1, help="take every n-th pair (a quicker look)")
     args = p.parse_args(argv)
     if args.every < 1:

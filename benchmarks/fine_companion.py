@@ -1,7 +1,7 @@
 """What a fine-damage companion would give the default settings (issue 24): where ``--strength auto`` leaves a photo as
 it is, take a second network's output instead (one trained on grain, compression and clean photos only).
 
-    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine
+    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine2
 
 Each image is restored as ``uir restore`` does by default (``--model``, task and strength ``auto``: the analysis, the
 tone guard, the gate: left as it is where the analysis calls it clean at ``CLEAN_CONFIDENCE``, not underexposed, and
@@ -27,7 +27,7 @@ changes much (their clean probability, change, mean luminance and gain: ``uir.ap
 ``--crossover`` prints, per level of white and camera noise on CBSD68, the model's and the companion's PSNR and the
 grain found (``GRAIN_CEILING``).
 
-    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 \
+    python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine2 --look-from 0 \
         --pairs runs/dark-srgb/x0.6/lq runs/dark-srgb/x0.6/gt --per-image runs/fc.csv
     python benchmarks/fine_companion.py --weigh runs/fc.csv --gates 45 inf
     python benchmarks/fine_companion.py --data-root ../shared/data --crossover

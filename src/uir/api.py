@@ -14,7 +14,7 @@ the correction: ``1`` is the model's full output, ``0.5`` halfway between it and
 (the default) leaves photos that the analysis calls clean with high confidence, and that the model would change
 little (or that are dark), as they are and restores the rest fully. See ``Model.plan``.
 
-The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine``): a photo the model would
+The default model has a fine-damage companion (``Model.companion``, ``nafnet-fr-fine2``): a photo the model would
 change little (``changes_little``) and that does not look clean (real camera grain, most often) goes to it instead,
 with its exposure and colour kept (``fine_route``; a strength given as a number then scales the companion's
 correction), and so does a photo whose likeliest type is clean where the companion finds grain in its flat parts
@@ -438,7 +438,8 @@ while on a soft real photo that the analysis calls motion-blurred it sharpens th
 severity 0.25-0.85 (uir-5d's 0.4 among them): the model's change is 31.5 dB or more from the input on every photo,
 its gain over the input 0.08-0.20 dB on average (at most 0.45 on a photo it changes by less than 35 dB); PolyU's
 soft, dim crops called motion-blurred that it changes by 30.8-34.0 dB lose 4.1-4.9 dB with it and gain 0.2-0.9 with
-the companion (``python benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine
+the companion (measured with the companion before ``nafnet-fr-fine2``, ``make runs/nafnet-fr-fine.safetensors``:
+``python benchmarks/fine_companion.py --data-root ../shared/data --companion runs/nafnet-fr-fine.safetensors
 --look-from 0 --protocols uir-5d --synthetic motion-blur 0.25 --synthetic motion-blur 0.55 --synthetic motion-blur
 0.7 --synthetic motion-blur 0.85 --per-image runs/fc-mb.csv``, then ``--weigh runs/fc-mb.csv``;
 docs/models/nafnet-fr-fine.md)."""
@@ -513,7 +514,7 @@ model would change it much: the model takes a dark clean photo for a hazy one (C
 much: 13, mean luminance 0.40-0.57, gaining 2.2-8.0 dB; SOTS' 7 hazy photos, none called clean, 0.52-0.74: ``uir
 inspect ../shared/data/dehaze/SOTS_*/lq --json``, each ``mean_luminance``). A dark photo with grain (``GRAIN_FLOOR``
 or more) is restored as before: RNI15's dark noisy photos look clean too. ``python
-benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine --look-from 0 --pairs
+benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine2 --look-from 0 --pairs
 runs/dark-srgb/x0.6/lq runs/dark-srgb/x0.6/gt --per-image runs/fc.csv``, then ``--weigh runs/fc.csv``: per set, the
 photos that look clean and that the model changes much, and the route with this rule."""
 
@@ -534,9 +535,9 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
 
     Example:
         >>> plan = Plan(("auto",), "keep", "looks clean", hint="clean", strength=0.0, grain=2.4)
-        >>> route(plan, 44.0, "nafnet-fr-fine").restored_by, route(plan, 44.0, "nafnet-fr-fine").strength
-        ('nafnet-fr-fine', 1.0)
-        >>> route(dataclasses.replace(plan, grain=0.6), 44.0, "nafnet-fr-fine").restored_by is None
+        >>> route(plan, 44.0, "nafnet-fr-fine2").restored_by, route(plan, 44.0, "nafnet-fr-fine2").strength
+        ('nafnet-fr-fine2', 1.0)
+        >>> route(dataclasses.replace(plan, grain=0.6), 44.0, "nafnet-fr-fine2").restored_by is None
         True
     """
     fine = f"its fine damage (grain, compression) goes to {companion}, exposure and colour kept"
@@ -567,8 +568,8 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
 
 class PipelineRestorer:
     """A ``Model`` with a fixed ``task`` and ``strength`` as a ``Restorer`` (``restore(lq, tasks) -> restored``);
-    its name says them, e.g. ``nafnet-fr-v2.1 + nafnet-fr-fine [auto]`` (the model and its companion) or
-    ``nafnet-fr-v2.1 + nafnet-fr-fine [noise, strength 0.5]`` (an ``auto`` strength goes unsaid). The benchmark's
+    its name says them, e.g. ``nafnet-fr-v2.1 + nafnet-fr-fine2 [auto]`` (the model and its companion) or
+    ``nafnet-fr-v2.1 + nafnet-fr-fine2 [noise, strength 0.5]`` (an ``auto`` strength goes unsaid). The benchmark's
     task labels are not passed on: the task decides."""
 
     def __init__(self, model: Model, task: tuple[str, ...], strength: float | str = AUTO) -> None:

@@ -90,21 +90,26 @@ others underexposed
 (``python benchmarks/exposure_cues.py --data-root ../shared/data``, docs/real-photos.md)."""
 
 
-GRAIN_FLOOR = 1.5
+GRAIN_FLOOR = 1.6
 """A photo whose likeliest type is clean goes to the companion when the grain it finds in the photo's flat parts
 (``Plan.grain``) is at least this (8-bit units), however the model would change it and however clean it looks, and
 ``uir inspect`` calls it grainy: the analysis calls real noisy photos clean (RNI15's ``Movie``, ``Stars``, ``Singer``,
-``Boy``: 0.83-0.995, grain 1.9-5.2: ``uir restore ../shared/data/real_noisy/RNI15 -o out --report``, each report's
-plan), and the model changes some soft PolyU crops much (adding its grid). Clean photos stay under it: CBSD68 at most
-1.22, its JPEGs 1.00, the dark CBSD68 sets 1.12 but one (2.36) (``python benchmarks/fine_companion.py --data-root
-../shared/data --companion nafnet-fr-fine --look-from 0 --per-image runs/fc.csv``, the CSV's ``grain``; ``--pairs`` adds
-the dark sets; ``--weigh runs/fc.csv`` prints the route), ``examples/clean`` 0.20-0.93 (``uir restore examples/clean -o
-out --report``)."""
+``Boy``: 0.83-0.995, grain 2.0-7.0 with ``nafnet-fr-fine2``: ``uir inspect ../shared/data/real_noisy/RNI15 --json``,
+each photo's ``grain``), and the model changes some soft PolyU crops much (adding its grid). Clean photos stay under
+it: CBSD68 at most 1.51 (the next 1.23), its JPEGs 0.95, the dark CBSD68 sets 1.28 but one (2.34) (``python
+benchmarks/fine_companion.py --data-root ../shared/data --companion nafnet-fr-fine2 --look-from 0 --per-image
+runs/fc.csv``, the CSV's ``grain``; ``--pairs`` adds the dark sets; ``--weigh runs/fc.csv`` prints the route); photos
+that are no benchmark: CBSD432's last 32 (the companions' validation photos: ``uir inspect $(ls -d
+../shared/data/train_clean/CBSD432/* | sort | tail -32) --json``) at most 1.24, SunHays80's 74 that look
+clean at most 1.55 but one (1.71, a JPEG at quality 75 that also looks motion-blurred: ``uir inspect
+../shared/data/train_clean/SunHays80 --json``), ``examples/clean`` 0.18-0.80 (``uir inspect examples/clean --json``);
+white grain of σ 3 (38.7 dB) on a clean crop reads 1.68 (tests/test_companion.py). It was 1.5 with the first companion,
+``nafnet-fr-fine``, which reads less grain (CBSD68's 1.51 was 1.17 with it; docs/models/nafnet-fr-fine2.md)."""
 
 GRAIN_CEILING = 8.0
-"""Above this grain the model keeps a photo whose likeliest type is clean: on white noise the companion is level with
-the model at σ 10 (grain 6.0-9.2) and behind it from σ 15 (grain 11.8-14.2: ``python benchmarks/fine_companion.py
---data-root ../shared/data --crossover``)."""
+"""Above this grain the model keeps a photo whose likeliest type is clean: on white noise the companion
+(``nafnet-fr-fine2``) is level with the model at σ 10 (grain 6.7-9.3) and behind it from σ 15 (grain 12.4-14.3:
+``python benchmarks/fine_companion.py --data-root ../shared/data --crossover``)."""
 
 GRAIN_SIDE = 512
 """The grain is read on a photo's centre crop of this side (the whole of a smaller photo): ``uir restore`` runs the

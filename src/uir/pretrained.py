@@ -115,7 +115,7 @@ def load_model(path: str | Path, device: str = "cpu") -> ModelRestorer:
 
 SHIPPED: dict[str, str] = {
     "nafnet-fr-v2.1": "nafnet-fr-v2.1.safetensors",
-    "nafnet-fr-fine": "nafnet-fr-fine.safetensors",
+    "nafnet-fr-fine2": "nafnet-fr-fine2.safetensors",
     "nafnet-small-uir": "nafnet-small-uir.safetensors",
 }
 """Shipped model name → its file in the package's ``weights`` folder (fp16 safetensors, run in fp32). Each is also
@@ -132,14 +132,18 @@ but motion blur (docs/models/nafnet-small-uir.md)."""
 ALIASES = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 """Names that stand for a shipped model."""
 
-COMPANIONS = {DEFAULT_MODEL: "nafnet-fr-fine"}
+COMPANIONS = {DEFAULT_MODEL: "nafnet-fr-fine2"}
 """Shipped model → its fine-damage companion (``uir.api.Model.companion``), which ``uir.load`` attaches:
-``nafnet-fr-fine`` (docs/models/nafnet-fr-fine.md), the default fine-tuned on real-camera-like grain, light white noise
-and JPEG with clean photos (sharp, and enlarged and soft) as identity targets: photos the default changes little go to
-it (issue 24: PolyU's real camera noise). Keyed by name: the default's weights loaded from a file get no companion
+``nafnet-fr-fine2`` (docs/models/nafnet-fr-fine2.md), the default fine-tuned on real-camera-like grain, light white
+noise and JPEG with clean photos (sharp, enlarged and soft, and dim) as identity targets: photos the default changes
+little go to it (issue 24: PolyU's real camera noise). ``nafnet-fr-fine``, the companion before it (docs/models/
+nafnet-fr-fine.md), is in ``RETIRED_FILES``. Keyed by name: the default's weights loaded from a file get no companion
 unless one is named."""
 
-RETIRED_FILES = {"nafnet-fr-v2": "c3008df16c09ef05db7b3c2ec826838c424cfe25:src/uir/weights/nafnet-fr-v2.safetensors"}
+RETIRED_FILES = {
+    "nafnet-fr-v2": "c3008df16c09ef05db7b3c2ec826838c424cfe25:src/uir/weights/nafnet-fr-v2.safetensors",
+    "nafnet-fr-fine": "bed53fd12660080fc259a77fc88233be6a3109a1:src/uir/weights/nafnet-fr-fine.safetensors",
+}
 """Models that shipped once and left the package (over 8 MiB each, a size only the default, its companion and ``fast``
 may have there) → where the repository's history holds the file. ``make runs/NAME.safetensors`` in a clone writes it; a
 model loaded from that file keeps its name in results (``--model runs/NAME.safetensors``)."""

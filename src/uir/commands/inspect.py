@@ -9,9 +9,9 @@ from pathlib import Path
 from uir import io
 from uir.commands._batch import run_each
 from uir.commands._parts import add_part_arguments
-from uir.inspection import Inspector
+from uir.inspection import GRAIN_CEILING, GRAIN_FLOOR, Inspector
 
-EPILOG = """examples:
+EPILOG = f"""examples:
   uir inspect photo.jpg                                   degradations, PIQE (with its grade), NIQE, a verdict
   uir inspect photos/ --json > report.json                one JSON object per image, in a list
   uir inspect photo.jpg --classifier runs/nafnet_maskdcpt_pretrain/classifier.safetensors
@@ -23,10 +23,10 @@ degradation types with their probabilities; by default it is the one shipped wit
 the default model restores (noise, haze, rain-streaks, motion-blur, low-light) and clean. --tree takes an AMIRNet
 model and gives the image's path through its tree; --perceiver takes a quality perceiver (low / medium / high
 tiers). --denoiser (by default the default model's fine-damage companion) measures the grain of a photo the
-classifier calls clean, as `uir restore` does: with 1.5 of 255 or more in its flat parts it is called grainy (real
-camera noise the classifier does not see; noisy above 8). PIQE's grade: 0-20 excellent, 21-35 good, 36-50 fair,
-51-80 poor, 81-100 bad. Learned parts look at the centre 512x512 crop at full resolution; the scores are taken on the
-image shrunk to a 1024 long side.
+classifier calls clean, as `uir restore` does: with {GRAIN_FLOOR:g} of 255 or more in its flat parts it is called
+grainy (real camera noise the classifier does not see; noisy above {GRAIN_CEILING:g}). PIQE's grade: 0-20 excellent,
+21-35 good, 36-50 fair, 51-80 poor, 81-100 bad. Learned parts look at the centre 512x512 crop at full resolution;
+the scores are taken on the image shrunk to a 1024 long side.
 """
 
 
