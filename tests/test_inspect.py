@@ -11,7 +11,7 @@ import torch
 from uir import io
 from uir.cli import main
 from uir.errors import UirError
-from uir.inspection import Inspector, piqe_grade
+from uir.inspection import GRAIN_FLOOR, Inspector, piqe_grade
 from uir.metrics import niqe, piqe
 from uir.models.backbones import create_backbone
 
@@ -182,8 +182,8 @@ def test_uir_inspect_measures_grain_with_the_default_companion(tmp_path: Path, c
     io.write_image(tmp_path / "clean.png", clean)
     assert main(["inspect", str(tmp_path), "--json"]) == 0
     reports = {Path(r["path"]).name: r for r in json.loads(capsys.readouterr().out)}
-    assert reports["grainy.png"]["verdict"].startswith("grainy: ") and reports["grainy.png"]["grain"] >= 1.5
-    assert reports["clean.png"]["verdict"].startswith("looks clean") and reports["clean.png"]["grain"] < 1.5
+    assert reports["grainy.png"]["verdict"].startswith("grainy: ") and reports["grainy.png"]["grain"] >= GRAIN_FLOOR
+    assert reports["clean.png"]["verdict"].startswith("looks clean") and reports["clean.png"]["grain"] < GRAIN_FLOOR
     assert main(["inspect", str(tmp_path / "grainy.png"), "--json", "--denoiser", "none"]) == 0
     (report,) = json.loads(capsys.readouterr().out)
     assert report["grain"] is None and report["verdict"].startswith("looks clean")

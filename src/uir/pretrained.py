@@ -136,9 +136,9 @@ COMPANIONS = {DEFAULT_MODEL: "nafnet-fr-fine2"}
 """Shipped model → its fine-damage companion (``uir.api.Model.companion``), which ``uir.load`` attaches:
 ``nafnet-fr-fine2`` (docs/models/nafnet-fr-fine2.md), the default fine-tuned on real-camera-like grain, light white
 noise and JPEG with clean photos (sharp, enlarged and soft, and dim) as identity targets: photos the default changes
-little go to it (issue 24: PolyU's real camera noise). ``nafnet-fr-fine``, the companion before it (docs/models/
-nafnet-fr-fine.md), is in ``RETIRED_FILES``. Keyed by name: the default's weights loaded from a file get no companion
-unless one is named."""
+little go to it (issue 24: PolyU's real camera noise). ``nafnet-fr-fine``, the companion before it
+(docs/models/nafnet-fr-fine.md), is in ``RETIRED_FILES``. Keyed by name: the default's weights loaded from a file get
+no companion unless one is named."""
 
 RETIRED_FILES = {
     "nafnet-fr-v2": "c3008df16c09ef05db7b3c2ec826838c424cfe25:src/uir/weights/nafnet-fr-v2.safetensors",
