@@ -23,31 +23,13 @@ from tqdm import tqdm
 from uir.api import load
 from uir.data import pair_folder
 from uir.io import read_image
+from uir.methods.amirnet import dihedral, undo_dihedral
 from uir.metrics import psnr
 
-_FLIPS = ((False, False), (True, False), (False, True), (True, True))
-TRANSFORMS = tuple((h, v, False) for h, v in _FLIPS) + tuple((h, v, True) for h, v in _FLIPS)
-"""(horizontal flip, vertical flip, transpose), in the order the ensembles take them: the first four as
-``uir.pretrained.ModelRestorer``'s ``flips`` takes them (1, 2, 4), then the same after a transpose. Kept here so that
-one loop scores every ensemble size on the same passes."""
-
-
-def _transform(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
-    """``x`` flipped left-right (``h``), up-down (``v``), then transposed (``t``)."""
-    if h:
-        x = x.flip(-1)
-    if v:
-        x = x.flip(-2)
-    return x.transpose(-1, -2) if t else x
-
-
-def _untransform(x: torch.Tensor, h: bool, v: bool, t: bool) -> torch.Tensor:
-    """``_transform`` undone."""
-    if t:
-        x = x.transpose(-1, -2)
-    if v:
-        x = x.flip(-2)
-    return x.flip(-1) if h else x
+ORDER = (0, 4, 6, 2, 1, 3, 5, 7)
+"""``uir.methods.amirnet.dihedral`` indices in the order the ensembles take them: identity, left-right flip, up-down
+flip, both (``uir.pretrained.ModelRestorer``'s ``flips`` 1, 2, 4), then the four that transpose the square. Kept here
+so that one loop scores every ensemble size on the same passes."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         lq, gt = read_image(pair.lq).image, read_image(pair.gt).image
         inputs.append(float(psnr(lq, gt)[0]))
         total = torch.zeros_like(lq)
-        for k, (h, v, t) in enumerate(TRANSFORMS, 1):
-            out = model.restorer.restore(_transform(lq, h, v, t))
-            total += _untransform(out.clamp(0, 1), h, v, t)
+        for k, index in enumerate(ORDER, 1):
+            out = model.restorer.restore(dihedral(lq, index))
+            total += undo_dihedral(out.clamp(0, 1), index)
             if k in scores:
                 scores[k].append(float(psnr((total / k).clamp(0, 1), gt)[0]))
     print(f"{model.name} on PolyU, {len(inputs)} pairs: input {statistics.fmean(inputs):.2f} dB")

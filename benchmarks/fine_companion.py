@@ -270,7 +270,10 @@ def weigh(path: Path, gates: list[float]) -> int:
                 little = changes_little(plan, change)
                 routed = gate is not None and little and fine_route(plan)
                 if routed and fine is None:
-                    raise SystemExit(f"fine_companion: {path} lacks the companion's figures (--look-from above 30?)")
+                    raise SystemExit(
+                        f"fine_companion: {path} lacks the companion's figures"
+                        f" (--look-from above {BLUR_SMALL_CHANGE_DB:g}?)"
+                    )
                 if routed:
                     stays, out = clean_looking and fine_change is not None and fine_change >= gate, fine
                 else:
@@ -376,7 +379,7 @@ def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
     if ran and grain is None:
         raise SystemExit(
             f"fine_companion: {path} lacks the companion's figures for row {r['set']} {r['index']}"
-            " (--look-from above 30?)"
+            f" (--look-from above {BLUR_SMALL_CHANGE_DB:g}?)"
         )
     plan = route(dataclasses.replace(plan, grain=grain if ran else None), change, "companion" if ran else None)
     by = plan.restored_by

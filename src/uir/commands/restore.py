@@ -14,7 +14,17 @@ from typing import TYPE_CHECKING
 from torch import Tensor
 
 from uir import io
-from uir.api import GRAIN_CEILING, GRAIN_FLOOR, Inspector, Plan, check_strength, check_task, load
+from uir.api import (
+    BLUR_SMALL_CHANGE_DB,
+    GRAIN_CEILING,
+    GRAIN_FLOOR,
+    SMALL_CHANGE_DB,
+    Inspector,
+    Plan,
+    check_strength,
+    check_task,
+    load,
+)
 from uir.commands._batch import output_names, run_each
 from uir.commands._parts import add_part_arguments
 from uir.errors import UirError
@@ -53,14 +63,14 @@ with high confidence and the model would change it little or the photo is dark (
 the rest fully.
 
 Fine damage: the default model has a companion network for grain and compression (nafnet-fr-fine2). A photo whose
-restoration by the model stays at least 35 dB (PSNR) from it (real camera noise, a good JPEG) is restored by the
-companion instead, its exposure and colour kept: under --task auto unless the photo looks underexposed or its
-likeliest type is rain streaks; with --task naming only noise, camera-noise or jpeg; at any --strength. Under --task
-auto a photo whose likeliest type is clean goes to it too when the companion finds grain in its flat parts
-({GRAIN_FLOOR:g}-{GRAIN_CEILING:g} of 255; the report's `grain`); a clean-looking one without such grain --strength
-auto leaves as it is. Under --task auto, where the likeliest type is motion blur, 30 dB is close enough: the model
-barely deblurs, and sharpens the grain of a soft photo. The report's `restored_by` says which network's output came
-back; --companion none turns it off.
+restoration by the model stays at least {SMALL_CHANGE_DB:g} dB (PSNR) from it (real camera noise, a good JPEG) is
+restored by the companion instead, its exposure and colour kept: under --task auto unless the photo looks
+underexposed or its likeliest type is rain streaks; with --task naming only noise, camera-noise or jpeg; at any
+--strength. Under --task auto a photo whose likeliest type is clean goes to it too when the companion finds grain in
+its flat parts ({GRAIN_FLOOR:g}-{GRAIN_CEILING:g} of 255; the report's `grain`); a clean-looking one without such
+grain --strength auto leaves as it is. Under --task auto, where the likeliest type is motion blur,
+{BLUR_SMALL_CHANGE_DB:g} dB is close enough: the model barely deblurs, and sharpens the grain of a soft photo. The
+report's `restored_by` says which network's output came back; --companion none turns it off.
 
 Outputs keep the input's size, bit depth, alpha and gray mode, as OUT/<name>.<ext> with the input's extension
 (JPEG inputs are written as PNG, to add no second compression). Inputs are never overwritten. Images larger

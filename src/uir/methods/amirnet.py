@@ -162,6 +162,18 @@ def dihedral(x: Tensor, index: int) -> Tensor:
     return x.flip(-1) if index >= 4 else x
 
 
+def undo_dihedral(x: Tensor, index: int) -> Tensor:
+    """``dihedral(x, index)`` turned back: ``undo_dihedral(dihedral(x, k), k)`` is ``x``.
+
+    Example:
+        >>> x = torch.arange(6.0).view(1, 1, 2, 3)
+        >>> all(torch.equal(undo_dihedral(dihedral(x, k), k), x) for k in range(8))
+        True
+    """
+    x = x.flip(-1) if index >= 4 else x
+    return torch.rot90(x, -(index % 4), dims=(-2, -1))
+
+
 def purity(nodes: Tensor, labels: Tensor) -> float:
     """Share of images whose node's most common true label is theirs (images with ``label < 0`` skipped).
 
