@@ -5,7 +5,7 @@ Richardson-Lucy's output, with how many images the last beats the network alone 
     python benchmarks/deblur_first.py --data-root ../shared/data
     python benchmarks/deblur_first.py --data-root ../shared/data --iterations 5 --shrink 0.8 --protocols uir-5d
 
-The network is run bare (no analysis, gate or tone guard), told nothing, as ``uir eval --model`` scores it. A
+The network is run bare (no analysis, gate or tone guard), told the set's task, as ``uir eval --model`` scores it. A
 pre-step only helps if it runs on blurred photos alone: this prints what it costs everywhere else. The defaults (5
 updates, the estimated kernel at full width) score higher on ``uir-5d``'s motion blur than the registered
 ``richardson-lucy`` (kernel width 0.8).
@@ -71,8 +71,8 @@ def _run(args: argparse.Namespace, network: Restorer) -> int:
             if sample.gt is None:
                 raise SystemExit(f"deblur_first: {test_set.name} has no references to score against")
             sharpened = deconvolve.restore(lq)
-            alone = network.restore(lq).clamp(0, 1)
-            after = network.restore(sharpened).clamp(0, 1)
+            alone = network.restore(lq, tasks=[test_set.task]).clamp(0, 1)
+            after = network.restore(sharpened, tasks=[test_set.task]).clamp(0, 1)
             rows.append([float(psnr(x, sample.gt)[0]) for x in (lq, sharpened, alone, after)])
         means = [statistics.fmean(column) for column in zip(*rows, strict=True)]
         ahead = sum(r[3] > r[2] for r in rows)
