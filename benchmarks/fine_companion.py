@@ -24,6 +24,8 @@ photos the model changes little left as they are unless the companion finds grai
 those to the companion whatever their grain would give, with each gate of ``--gates`` leaving the ones it changes
 little (PSNR at least the gate; ``inf``: none left); and per set the photos that look clean but that the model
 changes much (their clean probability, change, mean luminance and gain: ``uir.api.DARK_CLEAN_MEAN``).
+``--cascade`` adds to the CSV the model run on the companion's output (``cascade``), which ``--weigh`` weighs in
+place of the companion's where the model changes a photo little (a negative result: docs/models/nafnet-fr-fine2.md).
 ``--crossover`` prints, per level of white and camera noise on CBSD68, the model's and the companion's PSNR and the
 grain found (``GRAIN_CEILING``).
 
@@ -47,6 +49,8 @@ import torch
 
 from uir.api import (
     BLUR_SMALL_CHANGE_DB,
+    GRAIN_CEILING,
+    GRAIN_FLOOR,
     SMALL_CHANGE_DB,
     Plan,
     changes_little,
@@ -59,7 +63,7 @@ from uir.api import (
 from uir.benchmarks import Protocol, get_protocol, pairs_protocol, sampled_sets
 from uir.degradations import TYPES, Mix, apply
 from uir.errors import UirError
-from uir.inspection import CLEAN
+from uir.inspection import CLEAN, CLEAN_CONFIDENCE
 from uir.io import read_image
 from uir.metrics import psnr
 from uir.metrics.estimates import residual_grain
@@ -70,7 +74,9 @@ def _mean(values: list[float]) -> str:
     finite = [v for v in values if math.isfinite(v)]
     same = len(values) - len(finite)
     mean = statistics.fmean(finite) if finite else math.inf
-    return f"{mean:6.2f}" + (f" ({same} same)" if same else "")
+    if not same:
+        return f"{mean:6.2f}"
+    return f"{mean:6.2f} ({same} same" + (f", min {min(finite):.2f})" if finite else ")")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,8 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the CSV's companion figures where the PSNR of the model's output against the input is at least this "
         f"(dB, <= {BLUR_SMALL_CHANGE_DB:g} for --weigh's api column)",
     )
+    p.add_argument(
+        "--cascade",
+        action="store_true",
+        help="the CSV also gets 'cascade': the model run on the companion's output (the model's hint and tone guard)",
+    )
     p.add_argument("--weigh", type=Path, help="print the API's route from a --per-image CSV (no network runs)")
     p.add_argument("--gates", type=float, nargs="*", default=[45.0, math.inf])
+    p.add_argument(
+        "--clean-confidence",
+        type=float,
+        nargs="*",
+        default=[],
+        metavar="P",
+        help=f"--weigh also prints the API's route with each in place of CLEAN_CONFIDENCE ({CLEAN_CONFIDENCE:g})",
+    )
     p.add_argument(
         "--crossover",
         action="store_true",
@@ -114,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     if args.weigh is not None:
-        return weigh(args.weigh, args.gates)
+        return weigh(args.weigh, args.gates, args.clean_confidence)
     if args.crossover:
         return crossover(args)
     if args.companion is None:
@@ -151,12 +170,16 @@ def main(argv: list[str] | None = None) -> int:
             model_change = float(psnr(restored.clamp(0, 1), lq)[0])
             little = model_change >= SMALL_CHANGE_DB
             left = looks_clean(plan) and little
-            fine = fine_change = grain = None
+            fine = fine_change = grain = cascade = None
             if model_change >= args.look_from or plan.hint == CLEAN:  # the companion's figures: the route's and more
-                out = companion.restore_tensor(lq, task="camera-noise", strength=1)
-                fine = float(psnr(out.clamp(0, 1), sample.gt)[0])
-                fine_change = float(psnr(out.clamp(0, 1), lq)[0])
-                grain = float(residual_grain(lq, out.clamp(0, 1))[0])
+                out = companion.restore_tensor(lq, task="camera-noise", strength=1).clamp(0, 1)
+                fine = float(psnr(out, sample.gt)[0])
+                fine_change = float(psnr(out, lq)[0])
+                grain = float(residual_grain(lq, out)[0])
+                if args.cascade:  # the model on the companion's output, as it would run on the input
+                    hint = None if plan.hint is None else [plan.hint]
+                    then = guard_tone(restore_tensor(model.restorer, out, tasks=hint), lq, plan.tone).clamp(0, 1)
+                    cascade = float(psnr(then, sample.gt)[0])
             rows.append(
                 {
                     "set": test_set.name,
@@ -171,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                     "luminance": plan.mean_luminance,
                     "hint": plan.hint,
                     "tone": plan.tone,
+                    **({"cascade": cascade} if args.cascade else {}),
                 }
             )
             cols["input"].append(kept)
@@ -238,27 +262,34 @@ def _number(text: str) -> float | None:
 
 
 API = "api"
+CASCADE = "cascade"
 
 
-def weigh(path: Path, gates: list[float]) -> int:
+def weigh(path: Path, gates: list[float], confidences: list[float] = ()) -> int:
     """Per set: what ``uir.api.Model.restore_planned`` decides (``api_route``: ``uir.api.route`` with the grain test),
     from the CSV's figures: mean PSNR, images below their input, sent to the companion, left as they are; then the
     first route with clean-looking photos sent too whatever their grain, each ``gate`` of ``gates`` leaving those the
-    companion changes by less (PSNR >= gate)."""
+    companion changes by less (PSNR >= gate). A CSV written with ``--cascade`` adds *api, cascade*: the API's route
+    with the model run on the companion's output where the route's third rule sends a photo to the companion (the
+    model changes it little), not the companion's output alone."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    titles = ["api", *(f"clean too, gate {g:g}" for g in gates)]
+    cascade = bool(rows) and "cascade" in rows[0]  # written by --cascade
+    titles = ["api", *(["api, cascade"] if cascade else []), *(f"api, clean at {c:g}" for c in confidences)]
+    titles += [f"clean too, gate {g:g}" for g in gates]
     print(f"{'set':<16} {'n':>3} {'input':>7} {'full':>7} {'default':>8}  " + "  ".join(
         f"{t + ': PSNR, below, sent, left':>44}" for t in titles))  # fmt: skip
     for name in dict.fromkeys(r["set"] for r in rows):
         group = [r for r in rows if r["set"] == name]
         inputs = [float(r["input"]) for r in group]
         cells = []
-        for gate in [None, API, *gates]:
+        for gate in [None, API, *([CASCADE] if cascade else []), *((API, c) for c in confidences), *gates]:
             values, sent, left = [], 0, 0
             for r in group:
-                if gate == API:
-                    out, by = api_route(r, path)
+                if gate in (API, CASCADE) or isinstance(gate, tuple):
+                    out, by = api_route(r, path, gate[1] if isinstance(gate, tuple) else CLEAN_CONFIDENCE)
+                    if gate == CASCADE and by == "companion" and not _grainy_clean(r):  # rule 3
+                        out = float(r["cascade"])
                     sent += by == "companion"
                     left += by is None
                     values.append(out)
@@ -316,8 +347,18 @@ def weigh(path: Path, gates: list[float]) -> int:
     return 0
 
 
-def _looks_clean(r: dict[str, str]) -> bool:
-    return looks_clean(Plan(("auto",), r["tone"], "", clean=_number(r["clean"])))
+def _grainy_clean(r: dict[str, str]) -> bool:
+    """Whether ``uir.api.route``'s first rule sends the row to the companion (it looks clean but has grain)."""
+    grain = _number(r.get("grain", ""))
+    return r["hint"] == CLEAN and grain is not None and GRAIN_FLOOR <= grain <= GRAIN_CEILING
+
+
+def _looks_clean(r: dict[str, str], confidence: float = CLEAN_CONFIDENCE) -> bool:
+    """``uir.api.looks_clean`` of the row, at ``confidence`` in place of ``CLEAN_CONFIDENCE``."""
+    if confidence == CLEAN_CONFIDENCE:
+        return looks_clean(Plan(("auto",), r["tone"], "", clean=_number(r["clean"])))
+    clean = _number(r["clean"])
+    return clean is not None and clean >= confidence and r["tone"] != "free"
 
 
 def crossover(args: argparse.Namespace) -> int:
@@ -357,11 +398,11 @@ def crossover(args: argparse.Namespace) -> int:
     return 0
 
 
-def api_route(r: dict[str, str], path: Path) -> tuple[float, str | None]:
+def api_route(r: dict[str, str], path: Path, confidence: float = CLEAN_CONFIDENCE) -> tuple[float, str | None]:
     """What ``uir.api.Model.restore_planned`` gives a CSV row under the default settings: the PSNR of the output and
     who made it (``model``, ``companion``, or ``None``: the input left as it is), decided by ``uir.api.route``."""
     change = float(r["model_change"])
-    clean_looking = _looks_clean(r)
+    clean_looking = _looks_clean(r, confidence)
     luminance = _number(r.get("luminance", ""))
     if clean_looking and change < SMALL_CHANGE_DB and luminance is None:
         raise SystemExit(f"fine_companion: {path} lacks the luminance for row {r['set']} {r['index']} (an older CSV)")

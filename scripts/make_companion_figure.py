@@ -6,6 +6,13 @@ Each row is a 96-px crop of one PolyU photo (``--photos``: indices in the set's 
 nearest-neighbour pixels so that grain, patterns and halos show; the columns are the noisy input, ``uir restore``'s
 default settings with the companion turned off (``--companion none``), the default settings (the fine-damage
 companion on), and the reference (the mean of many shots). Prints each crop's PSNR against its reference.
+
+``--networks`` puts networks side by side instead (model files or names, each alone, told the task camera-noise as
+the route runs the companion): the longer-trained companion candidate that smooths a plush toy's fur
+(docs/models/nafnet-fr-fine2.md, "A longer run")::
+
+    python scripts/make_companion_figure.py --data-root ../shared/data --networks nafnet-fr-fine2 \
+        runs/fine5-256/final.safetensors --photos 28 --at 384 384 docs/companion-fine5-fur.jpg
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from PIL import Image
 
 from uir.api import load
 from uir.data import pair_folder
+from uir.errors import UirError
 from uir.io import atomic_write_bytes
 
 
@@ -35,18 +43,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--photos", type=int, nargs="+", default=[92, 99, 37])
     p.add_argument("--at", type=int, nargs=2, default=[208, 208], metavar=("Y", "X"), help="the crop's top left")
     p.add_argument("--side", type=int, default=96)
+    p.add_argument("--networks", nargs="+", metavar="SPEC", help="networks alone instead of the default settings")
     args = p.parse_args(argv)
     if args.data_root is None or not args.data_root.is_dir():
         raise SystemExit("make_companion_figure: say where the data is with --data-root (or UIR_DATA_ROOT)")
     pairs = pair_folder(args.data_root / "real_noisy" / "PolyU_cropped100").pairs  # uir eval's order
-    alone, paired = load("default", companion=None), load("default")
+    if not all(0 <= index < len(pairs) for index in args.photos):
+        raise SystemExit(f"make_companion_figure: --photos are indices from 0 to {len(pairs) - 1}")
+    try:
+        if args.networks:
+            models = [load(spec, companion=None) for spec in args.networks]
+            restorers = [lambda lq, m=m: m.restore(lq, task="camera-noise") for m in models]
+            names = ("input", *(m.name for m in models))
+        else:
+            alone, paired = load("default", companion=None), load("default")
+            restorers = [alone.restore, paired.restore]
+            names = ("input", "without the companion", "with it")
+    except UirError as e:
+        raise SystemExit(f"make_companion_figure: {e}") from None
     rows = []
     for index in args.photos:
         lq_path, gt_path = pairs[index].lq, pairs[index].gt
         lq, gt = (np.asarray(Image.open(f).convert("RGB")) for f in (lq_path, gt_path))
-        outs = [lq, alone.restore(lq), paired.restore(lq), gt]
+        outs = [lq, *(restore(lq) for restore in restorers), gt]
         y, x, side = *args.at, args.side
-        names = ("input", "without the companion", "with it")
         print(f"{lq_path.name}: " + ", ".join(f"{n} {_psnr(o, gt):.2f} dB" for n, o in zip(names, outs, strict=False)))
         crops = [np.kron(o[y : y + side, x : x + side], np.ones((4, 4, 1), np.uint8)) for o in outs]
         rows.append(np.concatenate(crops, 1))

@@ -131,6 +131,14 @@ MUTANTS = (
         ("tests/test_companion.py::test_the_route_benchmark_weighs_a_csv_row_as_restore_planned_decides",),
     ),
     Mutant(
+        "cascade-everywhere",
+        "the route benchmark's cascade column replaces the companion's figure for grainy clean-looking photos too",
+        "benchmarks/fine_companion.py",
+        '                    if gate == CASCADE and by == "companion" and not _grainy_clean(r):  # rule 3\n',
+        '                    if gate == CASCADE and by == "companion":\n',
+        ("tests/test_companion.py::test_the_route_benchmark_weighs_the_cascade_and_other_clean_confidences",),
+    ),
+    Mutant(
         "grain-no-ceiling",
         "heavy noise on a clean-looking photo goes to the companion, which is behind the model there",
         "src/uir/api.py",

@@ -3,9 +3,11 @@ the exposure and colour kept; rain, named coarse damage and underexposed photos 
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -282,12 +284,17 @@ def test_the_default_pair_restores_grain_without_changing_the_exposure() -> None
     assert plan.restored_by is None and plan.grain < GRAIN_FLOOR and torch.equal(out, clean), plan
 
 
-def test_the_route_benchmark_weighs_a_csv_row_as_restore_planned_decides() -> None:
-    # benchmarks/fine_companion.py --weigh replays the API's route from per-image figures: it must call the same rules.
+def _route_benchmark():  # noqa: ANN202  (benchmarks/fine_companion.py, a script, as a module)
     spec = importlib.util.spec_from_file_location("fine_companion", ROOT / "benchmarks" / "fine_companion.py")
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_route_benchmark_weighs_a_csv_row_as_restore_planned_decides() -> None:
+    # benchmarks/fine_companion.py --weigh replays the API's route from per-image figures: it must call the same rules.
+    bench = _route_benchmark()
     row = {"set": "s", "index": "0", "input": "36.0", "model": "31.0", "companion": "36.5", "companion_change": "50.0"}
     row |= {"grain": "0.3", "clean": "0.1", "luminance": "0.3", "tone": "no-brightening"}
     between = (BLUR_SMALL_CHANGE_DB + SMALL_CHANGE_DB) / 2
@@ -295,3 +302,32 @@ def test_the_route_benchmark_weighs_a_csv_row_as_restore_planned_decides() -> No
         assert bench.api_route(row | {"hint": hint, "model_change": str(change)}, Path("x.csv"))[1] == by, hint
     assert bench.api_route(row | {"hint": "haze", "model_change": str(between)}, Path("x.csv")) == (31.0, "model")
     assert bench.api_route(row | {"hint": "noise", "model_change": "36.0"}, Path("x.csv")) == (36.5, "companion")
+
+
+def test_the_route_benchmark_weighs_the_cascade_and_other_clean_confidences(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --weigh's "api, cascade" puts the model-after-companion figure where the third rule (a small change) sends a
+    # photo to the companion, not where the first (grain on a clean-looking photo) does; --clean-confidence moves
+    # the gate: a photo called clean at 0.8 that the model changes little is left at 0.7 and routed at 0.9.
+    bench = _route_benchmark()
+    row = {"set": "s", "input": "36.0", "model": "37.0", "companion": "36.5", "companion_change": "50.0"}
+    row |= {"luminance": "0.5", "tone": "no-brightening", "model_change": "40.0", "cascade": "38.25"}
+    small = row | {"index": "0", "grain": "0.3", "clean": "0.1", "hint": "clean"}  # third rule
+    grainy = row | {"index": "1", "grain": "3.0", "clean": "0.9", "hint": "clean", "cascade": "99.0"}  # first rule
+    gated = row | {"index": "2", "grain": "0.3", "clean": "0.8", "hint": "clean"}
+    assert bench.api_route(small, Path("x.csv"))[1] == "companion"
+    assert bench.api_route(grainy, Path("x.csv"))[1] == "companion"
+    assert bench.api_route(gated, Path("x.csv")) == (36.0, None)
+    assert bench.api_route(gated, Path("x.csv"), 0.9) == (36.5, "companion")
+    path = tmp_path / "rows.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(small))
+        writer.writeheader()
+        writer.writerows([small, grainy])
+    assert bench.weigh(path, [], [0.95]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("s "))
+    # input, the model alone, the gate alone (the grainy photo left: it looks clean and changes little), the API's
+    # route (the companion's for both), the cascade (the model-after-companion figure for the small change only), the
+    # route at 0.95 (the first rule does not ask how clean the photo looks)
+    assert re.findall(r"\d+\.\d+", line) == ["36.00", "37.00", "36.50", "36.50", "37.38", "36.50"], line
