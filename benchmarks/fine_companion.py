@@ -43,6 +43,7 @@ import dataclasses
 import math
 import os
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -132,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
         help="where the model overtakes the companion: both on CBSD68 (every 9th) with white noise and camera noise",
     )
     args = p.parse_args(argv)
+    if not all(0.0 < c <= 1.0 for c in args.clean_confidence):
+        raise SystemExit("fine_companion: a --clean-confidence is a probability above 0 and at most 1")
+    if args.clean_confidence and args.weigh is None:
+        raise SystemExit("fine_companion: --clean-confidence weighs a CSV: give it with --weigh")
     if args.weigh is not None:
+        if args.cascade:
+            raise SystemExit("fine_companion: --cascade runs the networks; --weigh reads a CSV written with it")
         return weigh(args.weigh, args.gates, args.clean_confidence)
     if args.crossover:
         return crossover(args)
@@ -265,13 +272,14 @@ API = "api"
 CASCADE = "cascade"
 
 
-def weigh(path: Path, gates: list[float], confidences: list[float] = ()) -> int:
+def weigh(path: Path, gates: list[float], confidences: Sequence[float] = ()) -> int:
     """Per set: what ``uir.api.Model.restore_planned`` decides (``api_route``: ``uir.api.route`` with the grain test),
     from the CSV's figures: mean PSNR, images below their input, sent to the companion, left as they are; then the
     first route with clean-looking photos sent too whatever their grain, each ``gate`` of ``gates`` leaving those the
-    companion changes by less (PSNR >= gate). A CSV written with ``--cascade`` adds *api, cascade*: the API's route
-    with the model run on the companion's output where the route's third rule sends a photo to the companion (the
-    model changes it little), not the companion's output alone."""
+    companion changes by less (PSNR >= gate); under the set's line, the images the API's route puts below their
+    input. A CSV written with ``--cascade`` adds *api, cascade*: the API's route with the model run on the companion's
+    output where the route's third rule sends a photo to the companion (the model changes it little), not the
+    companion's output alone; each of ``confidences`` adds the API's route with it in place of ``CLEAN_CONFIDENCE``."""
     with path.open(newline="") as f:
         rows = list(csv.DictReader(f))
     cascade = bool(rows) and "cascade" in rows[0]  # written by --cascade
@@ -282,17 +290,19 @@ def weigh(path: Path, gates: list[float], confidences: list[float] = ()) -> int:
     for name in dict.fromkeys(r["set"] for r in rows):
         group = [r for r in rows if r["set"] == name]
         inputs = [float(r["input"]) for r in group]
-        cells = []
+        cells, worse = [], []
         for gate in [None, API, *([CASCADE] if cascade else []), *((API, c) for c in confidences), *gates]:
             values, sent, left = [], 0, 0
             for r in group:
                 if gate in (API, CASCADE) or isinstance(gate, tuple):
-                    out, by = api_route(r, path, gate[1] if isinstance(gate, tuple) else CLEAN_CONFIDENCE)
+                    out, by = api_route(r, path, gate[1] if isinstance(gate, tuple) else None)
                     if gate == CASCADE and by == "companion" and not _grainy_clean(r):  # rule 3
                         out = float(r["cascade"])
                     sent += by == "companion"
                     left += by is None
                     values.append(out)
+                    if gate == API and math.isfinite(float(r["input"])) and out < float(r["input"]) - 1e-6:
+                        worse.append(f"{r['index']} ({by or 'input'}, {out - float(r['input']):+.2f} dB)")
                     continue
                 model, change = float(r["model"]), float(r["model_change"])
                 fine, fine_change = _number(r["companion"]), _number(r["companion_change"])
@@ -321,6 +331,8 @@ def weigh(path: Path, gates: list[float], confidences: list[float] = ()) -> int:
             + "  ".join(f"{c[0]:>26}, {c[1]:>3}, {c[2]:>3}, {c[3]:>3}" for c in cells[1:]),
             flush=True,
         )
+        if worse:
+            print(f"{'':<16} below their input under the API's route (index, by whom): {', '.join(worse)}")
         both = [r for r in group if _number(r["companion_change"]) is not None]
         if both:
             said = {
@@ -353,9 +365,10 @@ def _grainy_clean(r: dict[str, str]) -> bool:
     return r["hint"] == CLEAN and grain is not None and GRAIN_FLOOR <= grain <= GRAIN_CEILING
 
 
-def _looks_clean(r: dict[str, str], confidence: float = CLEAN_CONFIDENCE) -> bool:
-    """``uir.api.looks_clean`` of the row, at ``confidence`` in place of ``CLEAN_CONFIDENCE``."""
-    if confidence == CLEAN_CONFIDENCE:
+def _looks_clean(r: dict[str, str], confidence: float | None = None) -> bool:
+    """``uir.api.looks_clean`` of the row; with a ``confidence``, its rule with that in place of ``CLEAN_CONFIDENCE``
+    (tests/test_companion.py checks that the two agree at ``CLEAN_CONFIDENCE``)."""
+    if confidence is None:
         return looks_clean(Plan(("auto",), r["tone"], "", clean=_number(r["clean"])))
     clean = _number(r["clean"])
     return clean is not None and clean >= confidence and r["tone"] != "free"
@@ -398,7 +411,7 @@ def crossover(args: argparse.Namespace) -> int:
     return 0
 
 
-def api_route(r: dict[str, str], path: Path, confidence: float = CLEAN_CONFIDENCE) -> tuple[float, str | None]:
+def api_route(r: dict[str, str], path: Path, confidence: float | None = None) -> tuple[float, str | None]:
     """What ``uir.api.Model.restore_planned`` gives a CSV row under the default settings: the PSNR of the output and
     who made it (``model``, ``companion``, or ``None``: the input left as it is), decided by ``uir.api.route``."""
     change = float(r["model_change"])

@@ -8,7 +8,8 @@ each, the mean difference (first minus second) with its standard error over imag
 largest per-image difference, how many images the first wins (and ties) and how many it is more than ``--behind``
 dB behind on (a collapse on a few images, not a small loss spread over all). ``:input`` names a file's inputs, so
 ``RESULTS.json:MODEL RESULTS.json:input`` counts the images a model made worse. A difference within about two
-standard errors is not told apart from noise on that set.
+standard errors is not told apart from noise on that set. ``--worst N`` then names, per set, the N images the first
+is most behind the second on (with ``:input`` as the second: the ones it made worst).
 
 ``--seed-pair A B`` (repeatable) adds the same comparison from other seeds' files: after the per-image table, one
 row per set with the mean difference of each pair, their mean and half their range (the spread over seeds), and a
@@ -112,9 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("second", nargs="?", help="RESULTS.json[:MODEL] (without it: the first alone, see --floor)")
     p.add_argument("--floor", type=float, default=35.0, help="one file: count the images below this PSNR (dB)")
     p.add_argument("--behind", type=float, default=5.0, help="two files: count the images a is this far behind (dB)")
+    p.add_argument(
+        "--worst", type=int, default=0, metavar="N", help="two files: name each set's N images a is most behind on"
+    )
     p.add_argument("--seed-pair", nargs=2, action="append", default=[], metavar=("A", "B"),
                    help="the same comparison from another seed (repeatable): a table over the seeds")  # fmt: skip
     args = p.parse_args(argv)
+    if args.worst < 0:
+        raise SystemExit("compare_runs: --worst is a count of images, 0 or more")
     if args.second is None:
         if args.seed_pair:
             raise SystemExit("compare_runs: --seed-pair needs two files to compare")
@@ -135,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"| {name} | {r['n']} | {r['a']:.3f} | {r['b']:.3f} | {r['diff']:+.3f} ± {r['se']:.3f} | "
               f"{r['min']:+.2f} | {r['max']:+.2f} | {r['wins']}/{r['n']} ({r['ties']}) | {r['behind']} |")  # fmt: skip
+    if args.worst > 0:
+        for name in common:
+            diffs = {k: a[name][k] - b[name][k] for k in set(a[name]) & set(b[name])}
+            worst = sorted((d, k) for k, d in diffs.items() if math.isfinite(d))[: args.worst]
+            print(f"{name}, a most behind: " + ", ".join(f"{k} {d:+.2f}" for d, k in worst))
     if args.seed_pair:
         return over_seeds([(a, b), *((scores(x)[1], scores(y)[1]) for x, y in args.seed_pair)])
     return 0

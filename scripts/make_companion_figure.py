@@ -5,7 +5,7 @@
 Each row is a 96-px crop of one PolyU photo (``--photos``: indices in the set's sorted order), enlarged 4× with
 nearest-neighbour pixels so that grain, patterns and halos show; the columns are the noisy input, ``uir restore``'s
 default settings with the companion turned off (``--companion none``), the default settings (the fine-damage
-companion on), and the reference (the mean of many shots). Prints each crop's PSNR against its reference.
+companion on), and the reference (the mean of many shots). Prints each whole photo's PSNR against its reference.
 
 ``--networks`` puts networks side by side instead (model files or names, each alone, told the task camera-noise as
 the route runs the companion): the longer-trained companion candidate that smooths a plush toy's fur
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.networks:
             models = [load(spec, companion=None) for spec in args.networks]
             restorers = [lambda lq, m=m: m.restore(lq, task="camera-noise") for m in models]
-            names = ("input", *(m.name for m in models))
+            names = ("input", *args.networks)
         else:
             alone, paired = load("default", companion=None), load("default")
             restorers = [alone.restore, paired.restore]
@@ -65,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     for index in args.photos:
         lq_path, gt_path = pairs[index].lq, pairs[index].gt
         lq, gt = (np.asarray(Image.open(f).convert("RGB")) for f in (lq_path, gt_path))
-        outs = [lq, *(restore(lq) for restore in restorers), gt]
         y, x, side = *args.at, args.side
+        if side < 1 or min(y, x) < 0 or y + side > lq.shape[0] or x + side > lq.shape[1]:
+            raise SystemExit(f"make_companion_figure: a {side}-px crop at {y}, {x} is not inside {lq_path.name}")
+        try:
+            outs = [lq, *(restore(lq) for restore in restorers), gt]
+        except UirError as e:
+            raise SystemExit(f"make_companion_figure: {e}") from None
         print(f"{lq_path.name}: " + ", ".join(f"{n} {_psnr(o, gt):.2f} dB" for n, o in zip(names, outs, strict=False)))
         crops = [np.kron(o[y : y + side, x : x + side], np.ones((4, 4, 1), np.uint8)) for o in outs]
         rows.append(np.concatenate(crops, 1))

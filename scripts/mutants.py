@@ -139,6 +139,22 @@ MUTANTS = (
         ("tests/test_companion.py::test_the_route_benchmark_weighs_the_cascade_and_other_clean_confidences",),
     ),
     Mutant(
+        "cascade-for-the-left",
+        "the route benchmark's cascade column replaces the figure of photos the route leaves as they are too",
+        "benchmarks/fine_companion.py",
+        '                    if gate == CASCADE and by == "companion" and not _grainy_clean(r):  # rule 3\n',
+        "                    if gate == CASCADE and not _grainy_clean(r):  # rule 3\n",
+        ("tests/test_companion.py::test_the_route_benchmark_weighs_the_cascade_and_other_clean_confidences",),
+    ),
+    Mutant(
+        "weigh-confidence-ignored",
+        "the route benchmark's --clean-confidence columns use the shipped threshold whatever is asked",
+        "benchmarks/fine_companion.py",
+        "                    out, by = api_route(r, path, gate[1] if isinstance(gate, tuple) else None)\n",
+        "                    out, by = api_route(r, path, None)\n",
+        ("tests/test_companion.py::test_the_route_benchmark_weighs_the_cascade_and_other_clean_confidences",),
+    ),
+    Mutant(
         "grain-no-ceiling",
         "heavy noise on a clean-looking photo goes to the companion, which is behind the model there",
         "src/uir/api.py",

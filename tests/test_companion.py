@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import itertools
 import json
 import re
 from pathlib import Path
@@ -33,7 +34,7 @@ from uir.api import (
     route,
 )
 from uir.cli import main
-from uir.inspection import Inspector
+from uir.inspection import CLEAN_CONFIDENCE, Inspector
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -324,10 +325,15 @@ def test_the_route_benchmark_weighs_the_cascade_and_other_clean_confidences(
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(small))
         writer.writeheader()
-        writer.writerows([small, grainy])
+        writer.writerows([small, grainy, gated])
     assert bench.weigh(path, [], [0.95]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("s "))
-    # input, the model alone, the gate alone (the grainy photo left: it looks clean and changes little), the API's
-    # route (the companion's for both), the cascade (the model-after-companion figure for the small change only), the
-    # route at 0.95 (the first rule does not ask how clean the photo looks)
-    assert re.findall(r"\d+\.\d+", line) == ["36.00", "37.00", "36.50", "36.50", "37.38", "36.50"], line
+    # input, the model alone, the gate alone (the grainy and the gated photos left: they look clean and change
+    # little), the API's route (the companion's for the small change and the grainy photo, the gated one left), the
+    # cascade (the model-after-companion figure for the small change only), the route at 0.95 (the gated photo no
+    # longer looks clean: the companion's; the first rule does not ask how clean a photo looks)
+    expected = ["36.00", "37.00", "36.33", "36.33", "36.92", "36.50"]
+    assert re.findall(r"\d+\.\d+", line) == expected, line
+    for clean, tone in itertools.product(("0.0", "0.69", "0.7", "0.71", "1.0"), ("no-brightening", "keep", "free")):
+        one = small | {"clean": clean, "tone": tone}  # its own copy of looks_clean's rule agrees with uir.api's
+        assert bench._looks_clean(one) == bench._looks_clean(one, CLEAN_CONFIDENCE), (clean, tone)

@@ -171,8 +171,12 @@ def test_compare_runs_pairs_images_and_counts_collapses(tmp_path: Path, capsys: 
     assert compare.main([str(first), f"{second}:b", "--behind", "5"]) == 0
     row = capsys.readouterr().out.splitlines()[-1]
     assert row == "| set | 3 | 27.000 | 29.000 | -2.000 ± 2.517 | -7.00 | +1.00 | 1/3 (1) | 1 |"
+    assert compare.main([str(first), f"{second}:b", "--worst", "2"]) == 0  # the images a is most behind on, named
+    assert capsys.readouterr().out.splitlines()[-1] == "set, a most behind: 2.png -7.00, 3.png +0.00"
     with pytest.raises(SystemExit, match="has no model 'c'"):
         compare.main([f"{first}:c", str(second)])
+    with pytest.raises(SystemExit, match="--worst is a count"):
+        compare.main([str(first), str(second), "--worst", "-1"])
 
 
 def test_compare_runs_over_seeds_means_each_pair_and_the_sets(
