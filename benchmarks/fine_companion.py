@@ -50,12 +50,11 @@ import torch
 
 from uir.api import (
     BLUR_SMALL_CHANGE_DB,
-    GRAIN_CEILING,
-    GRAIN_FLOOR,
     SMALL_CHANGE_DB,
     Plan,
     changes_little,
     fine_route,
+    grainy_clean,
     load,
     looks_clean,
     route,
@@ -287,21 +286,24 @@ def weigh(path: Path, gates: list[float], confidences: Sequence[float] = ()) -> 
     titles += [f"clean too, gate {g:g}" for g in gates]
     print(f"{'set':<16} {'n':>3} {'input':>7} {'full':>7} {'default':>8}  " + "  ".join(
         f"{t + ': PSNR, below, sent, left':>44}" for t in titles))  # fmt: skip
+    api = [(API, CLEAN_CONFIDENCE), *([(CASCADE, CLEAN_CONFIDENCE)] if cascade else [])]
+    api += [(API, c) for c in confidences]  # the API's routes: (kind, clean confidence)
     for name in dict.fromkeys(r["set"] for r in rows):
         group = [r for r in rows if r["set"] == name]
         inputs = [float(r["input"]) for r in group]
         cells, worse = [], []
-        for gate in [None, API, *([CASCADE] if cascade else []), *((API, c) for c in confidences), *gates]:
+        # the gate alone, the API's routes (kind, confidence), the first route with each gate
+        for gate in [None, *api, *gates]:
             values, sent, left = [], 0, 0
             for r in group:
-                if gate in (API, CASCADE) or isinstance(gate, tuple):
-                    out, by = api_route(r, path, gate[1] if isinstance(gate, tuple) else None)
-                    if gate == CASCADE and by == "companion" and not _grainy_clean(r):  # rule 3
+                if isinstance(gate, tuple):
+                    out, by = api_route(r, path, gate[1])
+                    if gate[0] == CASCADE and by == "companion" and not _grainy_clean(r):  # rule 3
                         out = float(r["cascade"])
                     sent += by == "companion"
                     left += by is None
                     values.append(out)
-                    if gate == API and math.isfinite(float(r["input"])) and out < float(r["input"]) - 1e-6:
+                    if gate == api[0] and math.isfinite(float(r["input"])) and out < float(r["input"]) - 1e-6:
                         worse.append(f"{r['index']} ({by or 'input'}, {out - float(r['input']):+.2f} dB)")
                     continue
                 model, change = float(r["model"]), float(r["model_change"])
@@ -361,17 +363,11 @@ def weigh(path: Path, gates: list[float], confidences: Sequence[float] = ()) -> 
 
 def _grainy_clean(r: dict[str, str]) -> bool:
     """Whether ``uir.api.route``'s first rule sends the row to the companion (it looks clean but has grain)."""
-    grain = _number(r.get("grain", ""))
-    return r["hint"] == CLEAN and grain is not None and GRAIN_FLOOR <= grain <= GRAIN_CEILING
+    return grainy_clean(Plan(("auto",), r["tone"], "", hint=r["hint"], grain=_number(r.get("grain", ""))))
 
 
-def _looks_clean(r: dict[str, str], confidence: float | None = None) -> bool:
-    """``uir.api.looks_clean`` of the row; with a ``confidence``, its rule with that in place of ``CLEAN_CONFIDENCE``
-    (tests/test_companion.py checks that the two agree at ``CLEAN_CONFIDENCE``)."""
-    if confidence is None:
-        return looks_clean(Plan(("auto",), r["tone"], "", clean=_number(r["clean"])))
-    clean = _number(r["clean"])
-    return clean is not None and clean >= confidence and r["tone"] != "free"
+def _looks_clean(r: dict[str, str], confidence: float = CLEAN_CONFIDENCE) -> bool:
+    return looks_clean(Plan(("auto",), r["tone"], "", clean=_number(r["clean"])), confidence)
 
 
 def crossover(args: argparse.Namespace) -> int:
@@ -411,7 +407,7 @@ def crossover(args: argparse.Namespace) -> int:
     return 0
 
 
-def api_route(r: dict[str, str], path: Path, confidence: float | None = None) -> tuple[float, str | None]:
+def api_route(r: dict[str, str], path: Path, confidence: float = CLEAN_CONFIDENCE) -> tuple[float, str | None]:
     """What ``uir.api.Model.restore_planned`` gives a CSV row under the default settings: the PSNR of the output and
     who made it (``model``, ``companion``, or ``None``: the input left as it is), decided by ``uir.api.route``."""
     change = float(r["model_change"])

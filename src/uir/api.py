@@ -449,10 +449,11 @@ BLUR_HINTS = ("motion-blur",)
 """Likeliest types (``Plan.hint``) held to ``BLUR_SMALL_CHANGE_DB`` instead of ``SMALL_CHANGE_DB``."""
 
 
-def looks_clean(plan: Plan) -> bool:
+def looks_clean(plan: Plan, confidence: float = CLEAN_CONFIDENCE) -> bool:
     """Whether strength ``auto`` takes the photo for clean: the analysis calls it clean with probability at least
-    ``CLEAN_CONFIDENCE`` and it is not underexposed (tone ``free``)."""
-    return plan.clean is not None and plan.clean >= CLEAN_CONFIDENCE and plan.tone != "free"
+    ``confidence`` (``CLEAN_CONFIDENCE``; another only to weigh the gate, benchmarks/fine_companion.py) and it is not
+    underexposed (tone ``free``)."""
+    return plan.clean is not None and plan.clean >= confidence and plan.tone != "free"
 
 
 def changes_little(plan: Plan, change: float) -> bool:
@@ -519,6 +520,12 @@ runs/dark-srgb/x0.6/lq runs/dark-srgb/x0.6/gt --per-image runs/fc.csv``, then ``
 photos that look clean and that the model changes much, and the route with this rule."""
 
 
+def grainy_clean(plan: Plan) -> bool:
+    """``route``'s first rule: the likeliest type is clean and the companion found grain of ``GRAIN_FLOOR``-
+    ``GRAIN_CEILING`` in the photo's flat parts."""
+    return plan.hint == CLEAN and plan.grain is not None and GRAIN_FLOOR <= plan.grain <= GRAIN_CEILING
+
+
 def route(plan: Plan, change: float, companion: str | None) -> Plan:
     """Whose output comes back, given the model's ``change`` from the input (PSNR, dB) and ``plan.grain`` (set where
     the companion ran; ``companion`` is its name, ``None`` where it did not run): the returned plan's ``restored_by``
@@ -541,8 +548,7 @@ def route(plan: Plan, change: float, companion: str | None) -> Plan:
         True
     """
     fine = f"its fine damage (grain, compression) goes to {companion}, exposure and colour kept"
-    grainy = plan.grain is not None and GRAIN_FLOOR <= plan.grain <= GRAIN_CEILING
-    if companion is not None and plan.hint == CLEAN and grainy:
+    if companion is not None and grainy_clean(plan):
         said = f"{plan.reason}, but {companion} finds grain in its flat parts ({plan.grain:.1f} of 255): {fine}"
         strength = 1.0 if plan.strength == 0.0 else plan.strength
         return dataclasses.replace(plan, tone="keep", reason=said, restored_by=companion, strength=strength)
